@@ -1,0 +1,209 @@
+//! `MetadataCommand`: every change to a volume is predicates plus
+//! mutations, applied atomically in one holt batch.
+//!
+//! Invariants:
+//! - a command is built by a transaction function that runs while it
+//!   holds the commit turn (see `committer`), so what it reads cannot
+//!   change before it commits; its reads see the writes of the commands
+//!   ahead of it in the same group;
+//! - a predicate that fails makes the command apply nothing: its
+//!   writes are dropped from the group and never reach holt;
+//! - the predicates are also handed to holt as guards, in order, so a
+//!   divergence between what the command saw and what holt holds fails
+//!   the whole batch rather than applying something unchecked.
+
+use std::collections::BTreeMap;
+
+use nokv_types::Result;
+
+use crate::alloc::Allocators;
+use crate::engine::Engine;
+
+/// A condition that must hold when a command commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Predicate {
+    /// The key does not exist.
+    Absent(Vec<u8>),
+    /// No key starts with this prefix.
+    PrefixEmpty(Vec<u8>),
+}
+
+/// One write of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mutation {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// Predicates and mutations of one committed change.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct MetadataCommand {
+    pub predicates: Vec<Predicate>,
+    pub mutations: Vec<Mutation>,
+}
+
+impl MetadataCommand {
+    /// Approximate encoded size, used to bound group batches.
+    pub fn weight(&self) -> usize {
+        let p: usize = self
+            .predicates
+            .iter()
+            .map(|p| match p {
+                Predicate::Absent(k) | Predicate::PrefixEmpty(k) => k.len() + 8,
+            })
+            .sum();
+        let m: usize = self
+            .mutations
+            .iter()
+            .map(|m| match m {
+                Mutation::Put(k, v) => k.len() + v.len() + 8,
+                Mutation::Delete(k) => k.len() + 8,
+            })
+            .sum();
+        p + m
+    }
+}
+
+/// Pending writes of the commands already accepted in the current
+/// group: `None` marks a delete.
+pub(crate) type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The view a transaction function has of the volume while it holds the
+/// commit turn.
+pub(crate) struct Txn<'a> {
+    engine: &'a Engine,
+    group: &'a Overlay,
+    local: Overlay,
+    command: MetadataCommand,
+    version: u64,
+    now: i64,
+    alloc: &'a mut Allocators,
+    gc_seq: u32,
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        group: &'a Overlay,
+        version: u64,
+        now: i64,
+        alloc: &'a mut Allocators,
+    ) -> Txn<'a> {
+        Txn {
+            engine,
+            group,
+            local: Overlay::new(),
+            command: MetadataCommand::default(),
+            version,
+            now,
+            alloc,
+            gc_seq: 0,
+        }
+    }
+
+    /// Commit version this command gets if it commits.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Wall-clock time of the command (one value for all its writes).
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.local.get(key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.group.get(key) {
+            return Ok(v.clone());
+        }
+        self.engine.get(key)
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.local.insert(key.clone(), Some(value.clone()));
+        self.command.mutations.push(Mutation::Put(key, value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.local.insert(key.clone(), None);
+        self.command.mutations.push(Mutation::Delete(key));
+    }
+
+    /// Predicate: `key` is absent. Returns whether it holds now; the
+    /// caller turns `false` into its semantic error.
+    pub fn require_absent(&mut self, key: &[u8]) -> Result<bool> {
+        let absent = self.get(key)?.is_none();
+        if absent {
+            self.command
+                .predicates
+                .push(Predicate::Absent(key.to_vec()));
+        }
+        Ok(absent)
+    }
+
+    /// Predicate: no key starts with `prefix`.
+    pub fn require_prefix_empty(&mut self, prefix: &[u8]) -> Result<bool> {
+        let empty = self.prefix_is_empty(prefix)?;
+        if empty {
+            self.command
+                .predicates
+                .push(Predicate::PrefixEmpty(prefix.to_vec()));
+        }
+        Ok(empty)
+    }
+
+    fn prefix_is_empty(&self, prefix: &[u8]) -> Result<bool> {
+        let pending_put = |o: &Overlay| {
+            o.range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .any(|(_, v)| v.is_some())
+        };
+        if pending_put(&self.local) || pending_put(self.group) {
+            return Ok(false);
+        }
+        let deleted = |k: &[u8]| {
+            matches!(self.local.get(k), Some(None))
+                || (!self.local.contains_key(k) && matches!(self.group.get(k), Some(None)))
+        };
+        self.engine
+            .prefix_has_key_not(prefix, &deleted)
+            .map(|found| !found)
+    }
+
+    /// Sequence number of the next GC record this command writes.
+    pub fn next_gc_seq(&mut self) -> u32 {
+        self.gc_seq += 1;
+        self.gc_seq
+    }
+
+    /// A fresh inode number (never reused, allocated in ranges).
+    pub fn alloc_ino(&mut self) -> u64 {
+        let (ino, persist) = self.alloc.next_ino();
+        if let Some(high_water) = persist {
+            self.put(
+                crate::keys::INO_HIGH_WATER.to_vec(),
+                crate::records::encode_u64(high_water).to_vec(),
+            );
+        }
+        ino
+    }
+
+    /// A fresh upload id (never reused, allocated in ranges).
+    pub fn alloc_upload(&mut self) -> u64 {
+        let (id, persist) = self.alloc.next_upload();
+        if let Some(high_water) = persist {
+            self.put(
+                crate::keys::UPLOAD_HIGH_WATER.to_vec(),
+                crate::records::encode_u64(high_water).to_vec(),
+            );
+        }
+        id
+    }
+
+    /// The command built so far and its writes, for the committer.
+    pub(crate) fn finish(self) -> (MetadataCommand, Overlay) {
+        (self.command, self.local)
+    }
+}

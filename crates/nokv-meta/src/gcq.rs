@@ -1,0 +1,46 @@
+//! Reading and trimming the durable GC queue (`G ‖ version ‖ seq`).
+//! Entries are appended by the commands that make blocks unreachable
+//! (see `bodies`); a collector deletes the blocks, then the entry.
+
+use nokv_types::{BlockRef, Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::keys;
+use crate::records::{decode, GcRecord};
+
+/// Identity of one GC queue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcId {
+    pub commit_version: u64,
+    pub seq: u32,
+}
+
+/// One GC queue entry: blocks that no generation references.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcEntry {
+    pub id: GcId,
+    pub blocks: Vec<BlockRef>,
+}
+
+pub(crate) fn page(engine: &Engine, limit: usize) -> Result<Vec<GcEntry>> {
+    let rows = engine.scan(&keys::gc_prefix(), None, limit)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (key, value) in rows {
+        let (Some(v), Some(s)) = (key.get(1..9), key.get(9..13)) else {
+            return Err(Error::Corrupt("malformed GC queue key".into()));
+        };
+        let id = GcId {
+            commit_version: u64::from_be_bytes(
+                v.try_into().map_err(|_| Error::Corrupt("gc key".into()))?,
+            ),
+            seq: u32::from_be_bytes(s.try_into().map_err(|_| Error::Corrupt("gc key".into()))?),
+        };
+        let record: GcRecord = decode("gc", &value)?;
+        out.push(GcEntry {
+            id,
+            blocks: record.blocks,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,114 @@
+//! Key layout of the one holt tree that holds a volume's metadata.
+//!
+//! Invariants:
+//! - every key starts with a one-byte tag naming its keyspace, so the
+//!   keyspaces never interleave and each is one prefix scan;
+//! - inode numbers and other ids are big-endian, so keys sort by id;
+//! - all entries of one directory share the prefix `E ‖ parent`, so a
+//!   listing is one prefix scan and renaming a directory moves exactly
+//!   one key, whatever the size of its subtree.
+
+/// System records: superblock, counters.
+const TAG_SYSTEM: u8 = 0x00;
+/// Directory entries: `E ‖ parent:u64be ‖ name`.
+const TAG_ENTRY: u8 = b'E';
+/// Inode records: `I ‖ ino:u64be`.
+const TAG_INODE: u8 = b'I';
+/// Manifest chunks: `M ‖ ino:u64be ‖ generation:u64be ‖ chunk:u32be`.
+const TAG_MANIFEST: u8 = b'M';
+/// Staging records of uploads not yet published: `S ‖ upload:u64be`.
+const TAG_STAGING: u8 = b'S';
+/// GC queue: `G ‖ commit_version:u64be ‖ seq:u32be`.
+const TAG_GC: u8 = b'G';
+
+pub(crate) const SUPERBLOCK: &[u8] = &[TAG_SYSTEM, b'S'];
+pub(crate) const COMMIT_VERSION: &[u8] = &[TAG_SYSTEM, b'C'];
+pub(crate) const INO_HIGH_WATER: &[u8] = &[TAG_SYSTEM, b'I'];
+pub(crate) const UPLOAD_HIGH_WATER: &[u8] = &[TAG_SYSTEM, b'U'];
+
+pub(crate) fn entry(parent: u64, name: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + name.len());
+    k.push(TAG_ENTRY);
+    k.extend_from_slice(&parent.to_be_bytes());
+    k.extend_from_slice(name);
+    k
+}
+
+/// Prefix shared by every entry of directory `parent`.
+pub(crate) fn entry_prefix(parent: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_ENTRY);
+    k.extend_from_slice(&parent.to_be_bytes());
+    k
+}
+
+/// Name part of an entry key produced by [`entry`].
+pub(crate) fn entry_name(key: &[u8]) -> &[u8] {
+    key.get(9..).unwrap_or_default()
+}
+
+pub(crate) fn inode(ino: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_INODE);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
+pub(crate) fn manifest_chunk(ino: u64, generation: u64, chunk: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(21);
+    k.push(TAG_MANIFEST);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k.extend_from_slice(&generation.to_be_bytes());
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+pub(crate) fn staging(upload: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_STAGING);
+    k.extend_from_slice(&upload.to_be_bytes());
+    k
+}
+
+pub(crate) fn staging_prefix() -> Vec<u8> {
+    vec![TAG_STAGING]
+}
+
+/// Upload id of a staging key.
+pub(crate) fn staging_upload(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+pub(crate) fn gc(commit_version: u64, seq: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(13);
+    k.push(TAG_GC);
+    k.extend_from_slice(&commit_version.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn gc_prefix() -> Vec<u8> {
+    vec![TAG_GC]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_one_dir_share_a_prefix_and_sort_by_name() {
+        let p = entry_prefix(42);
+        assert!(entry(42, b"a").starts_with(&p));
+        assert!(!entry(43, b"a").starts_with(&p));
+        assert!(entry(42, b"a") < entry(42, b"b"));
+        assert_eq!(entry_name(&entry(42, b"name")), b"name");
+        // A directory's entries never collide with a child directory's.
+        assert!(!entry(0x4200, b"x").starts_with(&entry_prefix(0x42)));
+    }
+
+    #[test]
+    fn staging_keys_round_trip() {
+        assert_eq!(staging_upload(&staging(77)), Some(77));
+        assert_eq!(staging_upload(b"S"), None);
+    }
+}

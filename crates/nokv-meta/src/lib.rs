@@ -1,0 +1,30 @@
+//! The NoKV metadata engine: a volume's namespace, file manifests,
+//! staging records and GC queue, kept in one holt tree.
+//!
+//! Every change is one `MetadataCommand` (predicates + mutations) that
+//! commits atomically with a monotonically increasing commit version;
+//! see `command` and `committer`. Filesystem semantics live here and
+//! nowhere else; holt types never leave this crate.
+
+mod alloc;
+mod bodies;
+mod command;
+mod committer;
+mod engine;
+mod gcq;
+mod keys;
+mod namespace;
+mod publish;
+mod records;
+mod resolve;
+mod volume;
+
+pub use engine::Durability;
+pub use gcq::{GcEntry, GcId};
+pub use namespace::create::{Owner, MAX_SYMLINK_TARGET};
+pub use namespace::list::{DirEntry, DirEntryPlus, DirPage};
+pub use namespace::rename::RenameMode;
+pub use publish::{PublishOutcome, PublishRequest};
+pub use records::{StagingRecord, FORMAT_VERSION};
+pub use resolve::MAX_SYMLINK_HOPS;
+pub use volume::{volume_exists, InitOptions, OpenOptions, Volume, VolumeInfo};

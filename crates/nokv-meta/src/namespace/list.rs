@@ -1,0 +1,109 @@
+//! Directory listing: one prefix scan of `E ‖ dir`, paged by name.
+//!
+//! The cursor of a page is the last name it returned; the next page
+//! starts strictly after it, so a listing resumed after concurrent
+//! changes never returns a name twice and never skips a name that
+//! existed throughout.
+
+use nokv_types::{Attr, FileKind, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{entry_inode, require_dir};
+use crate::engine::Engine;
+use crate::keys;
+use crate::records::{decode, EntryRecord};
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: FileKind,
+}
+
+impl DirEntry {
+    /// The name for display (lossy for non-UTF-8 names).
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
+/// One entry of a listing with its attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntryPlus {
+    pub name: Vec<u8>,
+    pub attr: Attr,
+}
+
+/// A page of a listing; `next` resumes after its last entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirPage<T> {
+    pub entries: Vec<T>,
+    /// Cursor for the next page; `None` when the listing is complete.
+    pub next: Option<Vec<u8>>,
+}
+
+fn scan_page(
+    engine: &Engine,
+    dir: u64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<(Vec<(Vec<u8>, EntryRecord)>, Option<Vec<u8>>)> {
+    require_dir(engine, dir)?;
+    let prefix = keys::entry_prefix(dir);
+    let after_key = after.map(|name| keys::entry(dir, name));
+    let limit = limit.max(1);
+    let rows = engine.scan(&prefix, after_key.as_deref(), limit + 1)?;
+    let more = rows.len() > limit;
+    let mut out = Vec::with_capacity(rows.len().min(limit));
+    for (key, value) in rows.into_iter().take(limit) {
+        out.push((
+            keys::entry_name(&key).to_vec(),
+            decode::<EntryRecord>("entry", &value)?,
+        ));
+    }
+    let next = if more {
+        out.last().map(|(name, _)| name.clone())
+    } else {
+        None
+    };
+    Ok((out, next))
+}
+
+pub(crate) fn readdir(
+    engine: &Engine,
+    dir: u64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<DirPage<DirEntry>> {
+    let (rows, next) = scan_page(engine, dir, after, limit)?;
+    let entries = rows
+        .into_iter()
+        .map(|(name, e)| DirEntry {
+            ino: e.ino(),
+            kind: e.kind(),
+            name,
+        })
+        .collect();
+    Ok(DirPage { entries, next })
+}
+
+pub(crate) fn readdirplus(
+    engine: &Engine,
+    dir: u64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<DirPage<DirEntryPlus>> {
+    let (rows, next) = scan_page(engine, dir, after, limit)?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (name, e) in rows {
+        // Inline entries carry their attributes; only hard-linked names
+        // cost one more read.
+        let (ino, data, _) = entry_inode(engine, dir, &name, e)?;
+        entries.push(DirEntryPlus {
+            attr: data.to_attr(ino),
+            name,
+        });
+    }
+    Ok(DirPage { entries, next })
+}

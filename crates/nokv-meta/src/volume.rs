@@ -1,0 +1,450 @@
+//! A volume: its on-disk home, its identity (superblock) and the
+//! namespace API every front door uses.
+//!
+//! Layout of a volume home directory:
+//! - `NOKV_VOLUME`: a small JSON marker (format version, volume id),
+//!   written last by `init` (tmp + rename), so a half-initialized home
+//!   is never mistaken for a volume;
+//! - `meta/`: the holt tree with all metadata, superblock included.
+//!
+//! Invariants: a volume opens only if its marker and superblock agree
+//! and carry the format version this build reads; only one process
+//! holds a volume open for writing (holt's exclusive lock).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nokv_types::{
+    Attr, Body, Error, FileKind, NokvPath, ObjectLocation, Result, SetAttr, DEFAULT_BLOCK_SIZE,
+    MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::bodies::read_body;
+use crate::command::Txn;
+use crate::committer::Committer;
+use crate::engine::{Durability, Engine};
+use crate::keys;
+use crate::namespace::create::Owner;
+use crate::namespace::list::{DirEntry, DirEntryPlus, DirPage};
+use crate::namespace::rename::RenameMode;
+use crate::namespace::{self, load_entry, require_inode, Source};
+use crate::publish::{PublishOutcome, PublishRequest};
+use crate::records::{decode, encode, InodeRecord, StagingRecord, Superblock, FORMAT_VERSION};
+use crate::{gcq, publish, resolve};
+
+const MARKER: &str = "NOKV_VOLUME";
+const META_DIR: &str = "meta";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Marker {
+    format_version: u32,
+    volume_id: String,
+}
+
+/// How to create a volume.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub location: ObjectLocation,
+    pub block_size: u32,
+}
+
+impl InitOptions {
+    pub fn new(location: ObjectLocation) -> InitOptions {
+        InitOptions {
+            location,
+            block_size: DEFAULT_BLOCK_SIZE,
+        }
+    }
+}
+
+/// How to open a volume.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub durability: Durability,
+    /// holt cache budget in 512 KiB frames.
+    pub cache_frames: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            durability: Durability::Sync,
+            cache_frames: 256,
+        }
+    }
+}
+
+/// Identity and state of an open volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub home: PathBuf,
+    pub volume_id: String,
+    pub format_version: u32,
+    pub root_ino: u64,
+    pub location: ObjectLocation,
+    pub block_size: u32,
+    pub commit_version: u64,
+    pub created: i64,
+}
+
+struct Inner {
+    home: PathBuf,
+    engine: Engine,
+    committer: Committer,
+    superblock: Superblock,
+}
+
+/// An open volume. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Volume {
+    inner: Arc<Inner>,
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+/// True when `home` holds a volume marker.
+pub fn volume_exists(home: &Path) -> bool {
+    home.join(MARKER).is_file()
+}
+
+impl Volume {
+    /// Creates a new volume in `home` (created if missing; must not hold
+    /// a volume already).
+    pub fn init(home: &Path, init: InitOptions, open: OpenOptions) -> Result<Volume> {
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&init.block_size) {
+            return Err(Error::InvalidArgument(format!(
+                "block size {} is outside {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE}",
+                init.block_size
+            )));
+        }
+        if volume_exists(home) {
+            return Err(Error::Exists(format!("volume at {}", home.display())));
+        }
+        let meta = home.join(META_DIR);
+        if meta.exists() {
+            // A previous init died before writing the marker: start over.
+            std::fs::remove_dir_all(&meta)?;
+        }
+        std::fs::create_dir_all(&meta)?;
+        let engine = Engine::open(&meta, open.durability, open.cache_frames)?;
+        let now = now_nanos();
+        let superblock = Superblock {
+            format_version: FORMAT_VERSION,
+            volume_id: uuid::Uuid::new_v4().to_string(),
+            root_ino: ROOT_INO,
+            location: init.location,
+            block_size: init.block_size,
+            created: now,
+        };
+        let committer = Committer::new(&engine)?;
+        let sb = superblock.clone();
+        committer.run(&engine, move |txn: &mut Txn<'_>| {
+            let mut root = namespace::new_inode(FileKind::Dir, 0o755, 0, 0, txn.now());
+            root.nlink = 2;
+            txn.put(keys::SUPERBLOCK.to_vec(), encode(&sb)?);
+            txn.put(keys::inode(ROOT_INO), encode(&InodeRecord::Own(root))?);
+            Ok(())
+        })?;
+        engine.checkpoint()?;
+        let marker = Marker {
+            format_version: FORMAT_VERSION,
+            volume_id: superblock.volume_id.clone(),
+        };
+        let tmp = home.join(format!("{MARKER}.tmp"));
+        let text = serde_json::to_vec_pretty(&marker).map_err(|e| Error::Io(e.to_string()))?;
+        std::fs::write(&tmp, text)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, home.join(MARKER))?;
+        std::fs::File::open(home)?.sync_all()?;
+        Ok(Volume {
+            inner: Arc::new(Inner {
+                home: home.to_path_buf(),
+                engine,
+                committer,
+                superblock,
+            }),
+        })
+    }
+
+    /// Opens the volume in `home`.
+    pub fn open(home: &Path, open: OpenOptions) -> Result<Volume> {
+        let marker_path = home.join(MARKER);
+        let text = match std::fs::read(&marker_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoVolume(home.display().to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let marker: Marker = serde_json::from_slice(&text)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", marker_path.display())))?;
+        if marker.format_version != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                found: marker.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let engine = Engine::open(&home.join(META_DIR), open.durability, open.cache_frames)?;
+        let superblock: Superblock = match engine.get(keys::SUPERBLOCK)? {
+            Some(bytes) => decode("superblock", &bytes)?,
+            None => return Err(Error::Corrupt("the superblock is missing".into())),
+        };
+        if superblock.format_version != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                found: superblock.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if superblock.volume_id != marker.volume_id {
+            return Err(Error::Corrupt(format!(
+                "marker names volume {} but the metadata belongs to {}",
+                marker.volume_id, superblock.volume_id
+            )));
+        }
+        let committer = Committer::new(&engine)?;
+        Ok(Volume {
+            inner: Arc::new(Inner {
+                home: home.to_path_buf(),
+                engine,
+                committer,
+                superblock,
+            }),
+        })
+    }
+
+    pub fn info(&self) -> VolumeInfo {
+        let sb = &self.inner.superblock;
+        VolumeInfo {
+            home: self.inner.home.clone(),
+            volume_id: sb.volume_id.clone(),
+            format_version: sb.format_version,
+            root_ino: sb.root_ino,
+            location: sb.location.clone(),
+            block_size: sb.block_size,
+            commit_version: self.inner.committer.version(),
+            created: sb.created,
+        }
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.inner.superblock.block_size
+    }
+
+    /// Flushes holt's dirty state and trims its WAL (faster reopen).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.inner.engine.checkpoint()
+    }
+
+    fn commit<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Txn<'_>, u32) -> Result<T> + Send + 'static,
+    {
+        let block_size = self.block_size();
+        self.inner
+            .committer
+            .run(&self.inner.engine, move |txn| f(txn, block_size))
+    }
+
+    fn src(&self) -> &dyn Source {
+        &self.inner.engine
+    }
+
+    // ---- reads (inode level) ----
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let (data, _) = require_inode(self.src(), ino)?;
+        Ok(data.to_attr(ino))
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        nokv_types::validate_name(name)?;
+        namespace::require_dir(self.src(), parent)?;
+        let entry = load_entry(self.src(), parent, name)?
+            .ok_or_else(|| Error::NotFound(namespace::shown(name)))?;
+        let (ino, data, _) = namespace::entry_inode(self.src(), parent, name, entry)?;
+        Ok(data.to_attr(ino))
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let (data, _) = require_inode(self.src(), ino)?;
+        match (data.kind, data.target) {
+            (FileKind::Symlink, Some(t)) => Ok(t),
+            _ => Err(Error::NotASymlink(format!("inode {ino}"))),
+        }
+    }
+
+    pub fn readdir(
+        &self,
+        dir: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<DirPage<DirEntry>> {
+        namespace::list::readdir(&self.inner.engine, dir, after, limit)
+    }
+
+    pub fn readdirplus(
+        &self,
+        dir: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<DirPage<DirEntryPlus>> {
+        namespace::list::readdirplus(&self.inner.engine, dir, after, limit)
+    }
+
+    /// Attributes and manifest of a file's current generation.
+    pub fn body(&self, ino: u64) -> Result<(Attr, Body)> {
+        let (data, _) = require_inode(self.src(), ino)?;
+        match data.kind {
+            FileKind::File => {}
+            FileKind::Dir => return Err(Error::IsADirectory(format!("inode {ino}"))),
+            FileKind::Symlink => {
+                return Err(Error::InvalidArgument(format!("inode {ino} is a symlink")))
+            }
+        }
+        let body = read_body(self.src(), ino, &data, self.block_size())?;
+        Ok((data.to_attr(ino), body))
+    }
+
+    // ---- reads (path level) ----
+
+    /// Resolves a path; `follow` decides whether a final symlink is
+    /// followed (stat) or returned (lstat).
+    pub fn resolve(&self, path: &NokvPath, follow: bool) -> Result<Attr> {
+        resolve::resolve(self.src(), path, follow)
+    }
+
+    /// The directory a new name at `path` goes into, and the name.
+    pub fn resolve_parent(&self, path: &NokvPath) -> Result<(u64, Vec<u8>)> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Error::InvalidPath {
+                path: path.to_string(),
+                reason: "the volume root has no parent",
+            });
+        };
+        let dir = self.resolve(&parent, true)?;
+        if dir.kind != FileKind::Dir {
+            return Err(Error::NotADirectory(parent.to_string()));
+        }
+        Ok((dir.ino, name.to_vec()))
+    }
+
+    // ---- changes (inode level); each is one MetadataCommand ----
+
+    pub fn mkdir(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
+        let name = name.to_vec();
+        self.commit(move |txn, _| namespace::create::mkdir(txn, parent, &name, owner))
+    }
+
+    pub fn create(&self, parent: u64, name: &[u8], owner: Owner, exclusive: bool) -> Result<Attr> {
+        let name = name.to_vec();
+        self.commit(move |txn, _| namespace::create::create(txn, parent, &name, owner, exclusive))
+    }
+
+    pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8], owner: Owner) -> Result<Attr> {
+        let (name, target) = (name.to_vec(), target.to_vec());
+        self.commit(move |txn, _| namespace::create::symlink(txn, parent, &name, &target, owner))
+    }
+
+    pub fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
+        let new_name = new_name.to_vec();
+        self.commit(move |txn, _| namespace::create::link(txn, ino, new_parent, &new_name))
+    }
+
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        let name = name.to_vec();
+        self.commit(move |txn, bs| namespace::remove::unlink(txn, parent, &name, bs))
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        let name = name.to_vec();
+        self.commit(move |txn, _| namespace::remove::rmdir(txn, parent, &name))
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        mode: RenameMode,
+    ) -> Result<()> {
+        let (name, new_name) = (name.to_vec(), new_name.to_vec());
+        self.commit(move |txn, bs| {
+            namespace::rename::rename(txn, parent, &name, new_parent, &new_name, mode, bs)
+        })
+    }
+
+    pub fn setattr(&self, ino: u64, change: SetAttr) -> Result<Attr> {
+        self.commit(move |txn, bs| namespace::attr::setattr(txn, ino, &change, bs))
+    }
+
+    // ---- publish ----
+
+    /// Records a staged upload that must be published or collected by
+    /// `deadline` (ns since epoch); returns its upload id.
+    pub fn begin_upload(&self, deadline: i64) -> Result<u64> {
+        self.commit(move |txn, _| publish::begin_upload(txn, deadline))
+    }
+
+    /// Drops the staging record of an upload whose blocks the caller
+    /// has deleted (or never wrote).
+    pub fn finish_upload(&self, upload: u64) -> Result<()> {
+        self.commit(move |txn, _| publish::finish_upload(txn, upload))
+    }
+
+    pub fn publish(&self, req: PublishRequest) -> Result<PublishOutcome> {
+        self.commit(move |txn, bs| publish::publish(txn, req, bs))
+    }
+
+    /// Staged uploads whose deadline is before `now`.
+    pub fn expired_uploads(&self, now: i64, limit: usize) -> Result<Vec<StagingRecord>> {
+        let rows = self
+            .inner
+            .engine
+            .scan(&keys::staging_prefix(), None, usize::MAX)?;
+        let mut out = Vec::new();
+        for (key, value) in rows {
+            if out.len() >= limit {
+                break;
+            }
+            let rec: StagingRecord = decode("staging", &value)?;
+            if keys::staging_upload(&key) != Some(rec.upload) {
+                return Err(Error::Corrupt(format!(
+                    "staging record {} is filed under the wrong key",
+                    rec.upload
+                )));
+            }
+            if rec.deadline < now {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` entries of the GC queue, oldest first.
+    pub fn gc_queue(&self, limit: usize) -> Result<Vec<gcq::GcEntry>> {
+        gcq::page(&self.inner.engine, limit)
+    }
+
+    /// Removes GC queue entries whose blocks have been deleted.
+    pub fn gc_done(&self, ids: Vec<gcq::GcId>) -> Result<()> {
+        self.commit(move |txn, _| {
+            for id in &ids {
+                txn.delete(keys::gc(id.commit_version, id.seq));
+            }
+            Ok(())
+        })
+    }
+
+    /// Debug text about the metadata engine.
+    pub fn engine_stats(&self) -> Result<String> {
+        Ok(self.inner.engine.stats()?.summary)
+    }
+}

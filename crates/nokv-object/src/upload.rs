@@ -1,0 +1,162 @@
+//! Streaming upload of one body.
+//!
+//! Invariants:
+//! - memory is bounded by the block size times (concurrency + 2): the
+//!   uploads in flight, the block being hashed and the block being
+//!   read; the input is never buffered whole;
+//! - the whole-body digest is fed blocks strictly in input order;
+//! - a block is reused only when the previous body has the same block
+//!   size and, at the same index, the same length and BLAKE3: a reused
+//!   `BlockRef` names bytes identical to what would have been uploaded;
+//! - on error nothing is cleaned up here: the objects written so far are
+//!   unreferenced, and the caller (or staging GC) owns their deletion.
+
+use bytes::{Bytes, BytesMut};
+use nokv_types::{block_object_key, BlockRef, Body, Error, Result};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinSet;
+
+use crate::hash;
+use crate::store::BlockStore;
+
+/// What [`upload_body`] wrote.
+#[derive(Debug, Clone)]
+pub struct UploadOutcome {
+    /// The manifest to publish; `body.check()` holds.
+    pub body: Body,
+    /// Keys of the objects written by this call, in block order.
+    pub uploaded_keys: Vec<String>,
+    /// Blocks taken over from the previous body instead of uploaded.
+    pub reused_blocks: usize,
+    pub uploaded_bytes: u64,
+}
+
+fn task_error(e: tokio::task::JoinError) -> Error {
+    Error::Io(format!("upload task failed: {e}"))
+}
+
+/// Fills one block from `reader`; shorter than `block_size` only at EOF.
+async fn read_block<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    block_size: u32,
+    consumed: &mut u64,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<BytesMut> {
+    let block_size = block_size as usize;
+    let mut buf = BytesMut::with_capacity(block_size);
+    while buf.len() < block_size {
+        // `take` caps the read even if the allocator handed out more
+        // capacity than asked for.
+        let remaining = (block_size - buf.len()) as u64;
+        let n = (&mut *reader)
+            .take(remaining)
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| Error::Io(format!("reading input: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        *consumed += n as u64;
+        progress(*consumed);
+    }
+    Ok(buf)
+}
+
+async fn join_one(uploads: &mut JoinSet<Result<()>>) -> Result<()> {
+    match uploads.join_next().await {
+        Some(joined) => joined.map_err(task_error)?,
+        None => Ok(()),
+    }
+}
+
+/// Streams `reader` into blocks of `block_size` bytes, uploads those not
+/// reusable from `previous`, and returns the new manifest.
+pub async fn upload_body<R: AsyncRead + Unpin + Send>(
+    store: &BlockStore,
+    reader: R,
+    block_size: u32,
+    upload: u64,
+    previous: Option<&Body>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<UploadOutcome> {
+    if block_size == 0 {
+        return Err(Error::InvalidArgument("block size must be positive".into()));
+    }
+    let reusable: &[BlockRef] = previous
+        .filter(|p| p.block_size == block_size)
+        .map_or(&[], |p| p.blocks.as_slice());
+    let concurrency = store.options().effective_concurrency();
+
+    let mut reader = reader;
+    let mut consumed = 0u64;
+    let mut hasher = blake3::Hasher::new();
+    let mut blocks: Vec<BlockRef> = Vec::new();
+    let mut uploads: JoinSet<Result<()>> = JoinSet::new();
+    let mut uploaded_keys = Vec::new();
+    let mut reused_blocks = 0usize;
+    let mut uploaded_bytes = 0u64;
+
+    let mut next = read_block(&mut reader, block_size, &mut consumed, progress).await?;
+    while !next.is_empty() {
+        let data: Bytes = next.freeze();
+        let at_eof = data.len() < block_size as usize;
+        let index = u32::try_from(blocks.len()).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "input has more than {} blocks of {block_size} bytes",
+                u32::MAX
+            ))
+        })?;
+        // Hash this block while the next one is being read.
+        let hashing = tokio::spawn(hash::digest_and_update(hasher, data.clone()));
+        next = if at_eof {
+            BytesMut::new()
+        } else {
+            read_block(&mut reader, block_size, &mut consumed, progress).await?
+        };
+        let (checksum, updated) = hashing.await.map_err(task_error)??;
+        hasher = updated;
+
+        // Blocks are at most `block_size` (a u32) long.
+        let len = data.len() as u32;
+        if let Some(prev) = reusable
+            .get(index as usize)
+            .filter(|p| p.len == len && p.checksum == checksum)
+        {
+            blocks.push(*prev);
+            reused_blocks += 1;
+            continue;
+        }
+        while uploads.len() >= concurrency {
+            join_one(&mut uploads).await?;
+        }
+        let key = block_object_key(upload, index);
+        let task_store = store.clone();
+        let task_key = key.clone();
+        uploads.spawn(async move { task_store.put_block(&task_key, data).await });
+        uploaded_keys.push(key);
+        uploaded_bytes += len as u64;
+        blocks.push(BlockRef {
+            upload,
+            index,
+            len,
+            checksum,
+        });
+    }
+    while !uploads.is_empty() {
+        join_one(&mut uploads).await?;
+    }
+
+    let body = Body {
+        size: consumed,
+        block_size,
+        digest: *hasher.finalize().as_bytes(),
+        blocks,
+    };
+    body.check()?;
+    Ok(UploadOutcome {
+        body,
+        uploaded_keys,
+        reused_blocks,
+        uploaded_bytes,
+    })
+}
