@@ -52,6 +52,16 @@ pub fn block_object_key(upload: u64, index: u32) -> String {
     format!("blocks/{spread:02x}/{upload:016x}/{index:08x}")
 }
 
+/// Prefix under which every block of upload `upload` lives (used to
+/// collect an upload that was never published).
+pub fn upload_object_prefix(upload: u64) -> String {
+    let key = block_object_key(upload, 0);
+    match key.rfind('/') {
+        Some(i) => key[..=i].to_string(),
+        None => key,
+    }
+}
+
 /// The published bytes of a file: its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Body {
@@ -125,6 +135,8 @@ mod tests {
         assert_ne!(block_object_key(1, 0), block_object_key(1, 1));
         assert_ne!(block_object_key(1, 0), block_object_key(2, 0));
         assert!(block_object_key(7, 3).starts_with("blocks/"));
+        assert!(block_object_key(7, 3).starts_with(&upload_object_prefix(7)));
+        assert!(!block_object_key(70, 3).starts_with(&upload_object_prefix(7)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod location;
 mod name;
 
 pub use attr::{Attr, FileKind, SetAttr, Timestamp, ROOT_INO};
-pub use body::{
+pub use body::{upload_object_prefix, 
     block_object_key, BlockRef, Body, Digest, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
 };
 pub use error::{Error, Result};

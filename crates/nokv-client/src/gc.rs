@@ -1,0 +1,90 @@
+//! Collecting unreferenced blocks: the GC queue filled by remove and
+//! replace, and staged uploads whose deadline passed unpublished.
+//!
+//! Invariants:
+//! - a queued block is deleted only after the command that made it
+//!   unreachable committed (that command wrote the queue entry), and
+//!   the entry is removed only after its blocks are gone, so a crash
+//!   mid-pass repeats work but loses none;
+//! - an expired upload's staging record is dropped before its blocks
+//!   are deleted: publish requires the record, so once it is gone no
+//!   publish can reference those blocks. (A crash between the two
+//!   leaves objects nothing references; fsck lists them.)
+
+use nokv_types::{upload_object_prefix, Error, Result};
+use serde::Serialize;
+
+use crate::blocking::blocking;
+use crate::client::Client;
+
+/// What one GC pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    pub queued_blocks_deleted: u64,
+    pub expired_uploads: u64,
+    pub staged_blocks_deleted: u64,
+    pub deleted_keys: Vec<String>,
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+impl Client {
+    /// Runs one GC pass: drains the GC queue and collects expired
+    /// uploads.
+    pub async fn gc(&self) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let vol = self.volume();
+        let store = self.store().clone();
+        loop {
+            let entries = {
+                let vol = vol.clone();
+                blocking(move || vol.gc_queue(256)).await?
+            };
+            if entries.is_empty() {
+                break;
+            }
+            let mut ids = Vec::with_capacity(entries.len());
+            for entry in entries {
+                for block in &entry.blocks {
+                    let key = block.object_key();
+                    store.delete(&key).await?;
+                    report.queued_blocks_deleted += 1;
+                    report.deleted_keys.push(key);
+                }
+                ids.push(entry.id);
+            }
+            let vol = vol.clone();
+            blocking(move || vol.gc_done(ids)).await?;
+        }
+
+        let expired = {
+            let vol = vol.clone();
+            blocking(move || vol.expired_uploads(now_nanos(), usize::MAX)).await?
+        };
+        for record in expired {
+            // Drop the staging record first: from then on no publish can
+            // reference this upload, so deleting its blocks is safe.
+            let dropped = {
+                let vol = vol.clone();
+                blocking(move || vol.finish_upload(record.upload)).await
+            };
+            match dropped {
+                Ok(()) => {}
+                Err(Error::NotFound(_)) => continue, // published or collected meanwhile
+                Err(e) => return Err(e),
+            }
+            report.expired_uploads += 1;
+            for (key, _) in store.list_keys(&upload_object_prefix(record.upload)).await? {
+                store.delete(&key).await?;
+                report.staged_blocks_deleted += 1;
+                report.deleted_keys.push(key);
+            }
+        }
+        Ok(report)
+    }
+}

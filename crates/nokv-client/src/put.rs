@@ -1,0 +1,228 @@
+//! Publishing a file: stage, upload blocks, one command makes the new
+//! generation visible.
+//!
+//! Invariants:
+//! - nothing is visible before the publish command commits; readers
+//!   see the old generation or the new one, never a mix;
+//! - blocks of a failed put are deleted here when possible, and are
+//!   covered by the staging record (and so by GC) when not (crash);
+//! - blocks reused from the previous generation are never deleted by a
+//!   failed put (only blocks of this put's own upload are).
+
+use std::sync::Arc;
+
+use nokv_meta::{PublishRequest, Volume};
+use nokv_object::{upload_body, BlockStore};
+use nokv_types::{upload_object_prefix, Attr, Body, Error, FileKind, Result};
+use tokio::io::AsyncRead;
+
+use crate::blocking::blocking;
+use crate::client::{parse, Client};
+
+/// Options of one put.
+#[derive(Clone, Default)]
+pub struct PutOptions {
+    /// Publish only if the current generation is this (0: only if the
+    /// file does not exist yet).
+    pub if_generation: Option<u64>,
+    /// Permission bits of a newly created file (default 0o644).
+    pub mode: Option<u32>,
+    /// Called with the number of input bytes consumed so far.
+    pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for PutOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutOptions")
+            .field("if_generation", &self.if_generation)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a put did.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub attr: Attr,
+    /// The generation this put replaced, if any.
+    pub replaced: Option<Body>,
+    pub uploaded_blocks: usize,
+    pub uploaded_bytes: u64,
+    pub reused_blocks: usize,
+}
+
+/// Deletes the blocks of an upload that will never be published, then
+/// its staging record. If this fails the staging record stays and GC
+/// collects the upload after its deadline.
+pub(crate) async fn discard_upload(vol: &Volume, store: &BlockStore, upload: u64) {
+    let prefix = upload_object_prefix(upload);
+    let cleaned = async {
+        for (key, _) in store.list_keys(&prefix).await? {
+            store.delete(&key).await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    match cleaned {
+        Ok(()) => {
+            let vol = vol.clone();
+            if let Err(e) = blocking(move || vol.finish_upload(upload)).await {
+                tracing::warn!("upload {upload}: dropping the staging record failed: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("upload {upload}: blocks left for GC: {e}"),
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+impl Client {
+    /// Publishes the bytes of `reader` as the new content of `path`
+    /// (created or replaced). Streams: memory stays bounded whatever the
+    /// input size.
+    pub async fn put<R>(&self, path: &str, reader: R, opts: PutOptions) -> Result<PutOutcome>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let path = parse(path)?;
+        let vol = self.volume();
+        let store = self.store().clone();
+
+        let target = path.clone();
+        let (parent, name, previous) = blocking({
+            let vol = vol.clone();
+            move || {
+                let (parent, name) = vol.resolve_parent(&target)?;
+                let previous = match vol.lookup(parent, &name) {
+                    Ok(a) if a.kind == FileKind::File => Some(vol.body(a.ino)?.1),
+                    Ok(a) if a.kind == FileKind::Dir => {
+                        return Err(Error::IsADirectory(target.to_string()))
+                    }
+                    Ok(_) | Err(Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                Ok((parent, name, previous))
+            }
+        })
+        .await?;
+        if let Some(expected) = opts.if_generation {
+            // Fail before uploading anything when the guard cannot hold
+            // (the publish command checks it again, atomically).
+            let current = match vol.lookup(parent, &name) {
+                Ok(a) => a.generation,
+                Err(Error::NotFound(_)) => 0,
+                Err(e) => return Err(e),
+            };
+            if expected != current {
+                return Err(Error::GenerationMismatch {
+                    path: path.to_string(),
+                    expected,
+                    actual: current,
+                });
+            }
+        }
+
+        let deadline = now_nanos()
+            .saturating_add(self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64);
+        let upload = blocking({
+            let vol = vol.clone();
+            move || vol.begin_upload(deadline)
+        })
+        .await?;
+
+        let progress = opts.progress.clone();
+        let report = move |n: u64| {
+            if let Some(p) = &progress {
+                p(n)
+            }
+        };
+        let block_size = vol.block_size();
+        let uploaded =
+            match upload_body(&store, reader, block_size, upload, previous.as_ref(), &report).await
+            {
+                Ok(u) => u,
+                Err(e) => {
+                    discard_upload(&vol, &store, upload).await;
+                    return Err(e);
+                }
+            };
+
+        let req = PublishRequest {
+            parent,
+            name,
+            body: uploaded.body.clone(),
+            upload,
+            if_generation: opts.if_generation,
+            owner: self.owner(opts.mode.unwrap_or(0o644)),
+        };
+        let published = blocking({
+            let vol = vol.clone();
+            move || vol.publish(req)
+        })
+        .await;
+        match published {
+            Ok(outcome) => Ok(PutOutcome {
+                attr: outcome.attr,
+                replaced: outcome.replaced,
+                uploaded_blocks: uploaded.uploaded_keys.len(),
+                uploaded_bytes: uploaded.uploaded_bytes,
+                reused_blocks: uploaded.reused_blocks,
+            }),
+            Err(e) => {
+                discard_upload(&vol, &store, upload).await;
+                Err(nokv_meta::at_path(e, &path))
+            }
+        }
+    }
+
+    /// Publishes `bytes` as the content of `path`.
+    pub async fn put_bytes(&self, path: &str, bytes: &[u8], opts: PutOptions) -> Result<PutOutcome> {
+        self.put(path, bytes, opts).await
+    }
+
+    /// Sets a file's size: shrinking keeps the prefix, growing appends
+    /// zeros. Unchanged blocks are reused, not re-uploaded.
+    pub async fn truncate(&self, path: &str, size: u64) -> Result<Attr> {
+        let (attr, body) = self.body(path).await?;
+        if size == body.size {
+            return Ok(attr);
+        }
+        if size == 0 {
+            let (p, vol) = (parse(path)?, self.volume());
+            return blocking(move || {
+                let a = vol.resolve(&p, true)?;
+                vol.setattr(
+                    a.ino,
+                    nokv_types::SetAttr {
+                        size: Some(0),
+                        ..Default::default()
+                    },
+                )
+            })
+            .await;
+        }
+        use tokio::io::AsyncReadExt;
+        let kept = self.read_range_stream(path, 0, size.min(body.size)).await?;
+        let kept = stream_reader(kept);
+        let zeros = tokio::io::repeat(0).take(size.saturating_sub(body.size));
+        let reader = kept.chain(zeros);
+        let opts = PutOptions {
+            if_generation: Some(attr.generation),
+            ..PutOptions::default()
+        };
+        Ok(self.put(path, Box::pin(reader), opts).await?.attr)
+    }
+}
+
+/// Adapts a stream of byte chunks to `AsyncRead`.
+fn stream_reader(
+    stream: futures::stream::BoxStream<'static, Result<bytes::Bytes>>,
+) -> impl AsyncRead + Send + Unpin {
+    use futures::TryStreamExt;
+    tokio_util::io::StreamReader::new(stream.map_err(|e| std::io::Error::other(e.to_string())))
+}

@@ -1,0 +1,60 @@
+//! Reading files: resolve to the current generation's manifest, then
+//! stream verified blocks from the object store (parallel, prefetching,
+//! through the block cache).
+//!
+//! A read works on the manifest it resolved first: a publish that lands
+//! meanwhile does not tear the read (its blocks stay until GC), so a
+//! reader sees one whole generation.
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use nokv_object::{read_range, read_stream};
+use nokv_types::{Attr, Body, Result};
+
+use crate::blocking::blocking;
+use crate::client::{parse, Client};
+
+impl Client {
+    /// Attributes and manifest of the current generation of `path`.
+    pub async fn body(&self, path: &str) -> Result<(Attr, Body)> {
+        let (path, vol) = (parse(path)?, self.volume());
+        blocking(move || {
+            let attr = vol.resolve(&path, true)?;
+            vol.body(attr.ino).map_err(|e| nokv_meta::at_path(e, &path))
+        })
+        .await
+    }
+
+    /// The whole file as a stream of verified chunks (the whole-body
+    /// digest is checked at the end).
+    pub async fn read_stream(&self, path: &str) -> Result<(Attr, BoxStream<'static, Result<Bytes>>)> {
+        let (attr, body) = self.body(path).await?;
+        let size = body.size;
+        Ok((attr, read_stream(self.store(), &body, 0, size)))
+    }
+
+    /// Bytes `[offset, offset+len)` of `path` as a stream (clamped to the
+    /// file size).
+    pub async fn read_range_stream(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let (_, body) = self.body(path).await?;
+        Ok(read_stream(self.store(), &body, offset, len))
+    }
+
+    /// Bytes `[offset, offset+len)` of `path` (clamped to the file size).
+    pub async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
+        let (_, body) = self.body(path).await?;
+        read_range(self.store(), &body, offset, len).await
+    }
+
+    /// The whole file in memory (for small files; use `read_stream` for
+    /// big ones).
+    pub async fn read(&self, path: &str) -> Result<Bytes> {
+        let (_, body) = self.body(path).await?;
+        read_range(self.store(), &body, 0, body.size).await
+    }
+}
