@@ -218,7 +218,9 @@ impl Client {
     pub async fn remove_all(&self, path: &str) -> Result<u64> {
         let (path, vol) = (parse(path)?, self.volume());
         if path.is_root() {
-            return Err(Error::InvalidArgument("refusing to remove the volume root".into()));
+            return Err(Error::InvalidArgument(
+                "refusing to remove the volume root".into(),
+            ));
         }
         blocking(move || vol.remove_tree(&path)).await
     }
@@ -238,7 +240,9 @@ impl Client {
     /// [`Client::truncate`].
     pub async fn set_attr(&self, path: &str, change: SetAttr) -> Result<Attr> {
         if change.size.is_some() {
-            return Err(Error::InvalidArgument("use truncate to change a file's size".into()));
+            return Err(Error::InvalidArgument(
+                "use truncate to change a file's size".into(),
+            ));
         }
         let (path, vol) = (parse(path)?, self.volume());
         blocking(move || vol.setattr_path(&path, change)).await

@@ -79,7 +79,10 @@ impl Client {
                 Err(e) => return Err(e),
             }
             report.expired_uploads += 1;
-            for (key, _) in store.list_keys(&upload_object_prefix(record.upload)).await? {
+            for (key, _) in store
+                .list_keys(&upload_object_prefix(record.upload))
+                .await?
+            {
                 store.delete(&key).await?;
                 report.staged_blocks_deleted += 1;
                 report.deleted_keys.push(key);

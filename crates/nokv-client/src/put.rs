@@ -142,15 +142,22 @@ impl Client {
             }
         };
         let block_size = vol.block_size();
-        let uploaded =
-            match upload_body(&store, reader, block_size, upload, previous.as_ref(), &report).await
-            {
-                Ok(u) => u,
-                Err(e) => {
-                    discard_upload(&vol, &store, upload).await;
-                    return Err(e);
-                }
-            };
+        let uploaded = match upload_body(
+            &store,
+            reader,
+            block_size,
+            upload,
+            previous.as_ref(),
+            &report,
+        )
+        .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                discard_upload(&vol, &store, upload).await;
+                return Err(e);
+            }
+        };
 
         let req = PublishRequest {
             parent,
@@ -181,7 +188,12 @@ impl Client {
     }
 
     /// Publishes `bytes` as the content of `path`.
-    pub async fn put_bytes(&self, path: &str, bytes: &[u8], opts: PutOptions) -> Result<PutOutcome> {
+    pub async fn put_bytes(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        opts: PutOptions,
+    ) -> Result<PutOutcome> {
         self.put(path, bytes, opts).await
     }
 

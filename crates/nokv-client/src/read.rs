@@ -27,7 +27,10 @@ impl Client {
 
     /// The whole file as a stream of verified chunks (the whole-body
     /// digest is checked at the end).
-    pub async fn read_stream(&self, path: &str) -> Result<(Attr, BoxStream<'static, Result<Bytes>>)> {
+    pub async fn read_stream(
+        &self,
+        path: &str,
+    ) -> Result<(Attr, BoxStream<'static, Result<Bytes>>)> {
         let (attr, body) = self.body(path).await?;
         let size = body.size;
         Ok((attr, read_stream(self.store(), &body, 0, size)))

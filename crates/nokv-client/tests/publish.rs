@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use nokv_client::{Client, ClientOptions, Durability, Error, InitOptions, ObjectLocation, PutOptions};
+use nokv_client::{
+    Client, ClientOptions, Durability, Error, InitOptions, ObjectLocation, PutOptions,
+};
 
 const BS: u32 = 64 * 1024;
 
@@ -18,7 +20,9 @@ async fn volume_with(opts: ClientOptions) -> Vol {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("vol");
     let blocks = dir.path().join("blocks");
-    let mut init = InitOptions::new(ObjectLocation::Local { root: blocks.clone() });
+    let mut init = InitOptions::new(ObjectLocation::Local {
+        root: blocks.clone(),
+    });
     init.block_size = BS;
     let client = Client::init(&home, init, opts).await.unwrap();
     Vol {
@@ -38,7 +42,9 @@ async fn volume() -> Vol {
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8)
+        .collect()
 }
 
 /// Every object key under the store root.
@@ -46,13 +52,20 @@ fn stored_keys(v: &Vol) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut stack = vec![v.blocks.clone()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(&v.blocks).unwrap().to_string_lossy().into_owned());
+                out.insert(
+                    p.strip_prefix(&v.blocks)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
     }
@@ -65,7 +78,11 @@ async fn referenced_keys(c: &Client) -> BTreeSet<String> {
     let mut stack = vec!["/".to_string()];
     while let Some(dir) = stack.pop() {
         for e in c.list(&dir).await.unwrap() {
-            let path = format!("{}/{}", dir.trim_end_matches('/'), String::from_utf8_lossy(&e.name));
+            let path = format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                String::from_utf8_lossy(&e.name)
+            );
             match e.attr.kind {
                 nokv_client::FileKind::Dir => stack.push(path),
                 nokv_client::FileKind::File => {
@@ -83,13 +100,23 @@ async fn referenced_keys(c: &Client) -> BTreeSet<String> {
 async fn round_trip_sizes() {
     let v = volume().await;
     let c = &v.client;
-    for (i, len) in [0usize, 1, BS as usize - 1, BS as usize, BS as usize + 1, 3 * BS as usize + 77]
-        .into_iter()
-        .enumerate()
+    for (i, len) in [
+        0usize,
+        1,
+        BS as usize - 1,
+        BS as usize,
+        BS as usize + 1,
+        3 * BS as usize + 77,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let bytes = data(len, i as u8);
         let path = format!("/f{i}");
-        let out = c.put_bytes(&path, &bytes, PutOptions::default()).await.unwrap();
+        let out = c
+            .put_bytes(&path, &bytes, PutOptions::default())
+            .await
+            .unwrap();
         assert_eq!(out.attr.size, len as u64);
         assert_eq!(out.attr.generation, 1);
         assert_eq!(out.attr.digest, Some(*blake3::hash(&bytes).as_bytes()));
@@ -105,12 +132,18 @@ async fn replace_reuses_unchanged_blocks_and_returns_old_body() {
     let v = volume().await;
     let c = &v.client;
     let first = data(4 * BS as usize + 10, 1);
-    let out1 = c.put_bytes("/ckpt", &first, PutOptions::default()).await.unwrap();
+    let out1 = c
+        .put_bytes("/ckpt", &first, PutOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out1.uploaded_blocks, 5);
     // append: only the changed tail block and the new one are uploaded
     let mut second = first.clone();
     second.extend(data(BS as usize, 2));
-    let out2 = c.put_bytes("/ckpt", &second, PutOptions::default()).await.unwrap();
+    let out2 = c
+        .put_bytes("/ckpt", &second, PutOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out2.attr.generation, 2);
     assert_eq!(out2.reused_blocks, 4);
     assert_eq!(out2.uploaded_blocks, 2);
@@ -133,7 +166,17 @@ async fn if_generation_guards_publish() {
     };
     c.put_bytes("/m", b"v1", guarded(0)).await.unwrap();
     let err = c.put_bytes("/m", b"v2", guarded(0)).await.unwrap_err();
-    assert!(matches!(err, Error::GenerationMismatch { expected: 0, actual: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::GenerationMismatch {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     c.put_bytes("/m", b"v2", guarded(1)).await.unwrap();
     let err = c.put_bytes("/m", b"v3", guarded(1)).await.unwrap_err();
     assert!(matches!(err, Error::GenerationMismatch { .. }));
@@ -167,18 +210,34 @@ impl tokio::io::AsyncRead for FailingReader {
 async fn a_failed_upload_publishes_nothing_and_leaves_nothing() {
     let v = volume().await;
     let c = &v.client;
-    c.put_bytes("/f", b"old", PutOptions::default()).await.unwrap();
+    c.put_bytes("/f", b"old", PutOptions::default())
+        .await
+        .unwrap();
     let before = stored_keys(&v);
     let err = c
-        .put("/f", FailingReader { left: 3 * BS as usize }, PutOptions::default())
+        .put(
+            "/f",
+            FailingReader {
+                left: 3 * BS as usize,
+            },
+            PutOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("input died"), "{err}");
     assert_eq!(c.read("/f").await.unwrap().as_ref(), b"old");
     assert_eq!(c.stat("/f").await.unwrap().generation, 1);
-    assert_eq!(stored_keys(&v), before, "the failed upload's blocks were removed");
+    assert_eq!(
+        stored_keys(&v),
+        before,
+        "the failed upload's blocks were removed"
+    );
     let err = c
-        .put("/new", FailingReader { left: BS as usize }, PutOptions::default())
+        .put(
+            "/new",
+            FailingReader { left: BS as usize },
+            PutOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(!err.to_string().is_empty());
@@ -190,7 +249,9 @@ async fn corrupted_block_is_an_error_not_data() {
     let v = volume().await;
     let c = &v.client;
     let bytes = data(2 * BS as usize, 9);
-    c.put_bytes("/f", &bytes, PutOptions::default()).await.unwrap();
+    c.put_bytes("/f", &bytes, PutOptions::default())
+        .await
+        .unwrap();
     let (_, body) = c.body("/f").await.unwrap();
     let path = v.blocks.join(body.blocks[1].object_key());
     let mut raw = std::fs::read(&path).unwrap();
@@ -203,7 +264,10 @@ async fn corrupted_block_is_an_error_not_data() {
     let err = c.read("/f").await.unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
     // the intact first block still reads
-    assert_eq!(c.read_range("/f", 0, 10).await.unwrap().as_ref(), &bytes[..10]);
+    assert_eq!(
+        c.read_range("/f", 0, 10).await.unwrap().as_ref(),
+        &bytes[..10]
+    );
 }
 
 #[tokio::test]
@@ -211,10 +275,15 @@ async fn truncate_shrinks_and_grows() {
     let v = volume().await;
     let c = &v.client;
     let bytes = data(3 * BS as usize, 4);
-    c.put_bytes("/t", &bytes, PutOptions::default()).await.unwrap();
+    c.put_bytes("/t", &bytes, PutOptions::default())
+        .await
+        .unwrap();
     let a = c.truncate("/t", BS as u64 + 5).await.unwrap();
     assert_eq!(a.size, BS as u64 + 5);
-    assert_eq!(c.read("/t").await.unwrap().as_ref(), &bytes[..BS as usize + 5]);
+    assert_eq!(
+        c.read("/t").await.unwrap().as_ref(),
+        &bytes[..BS as usize + 5]
+    );
     c.truncate("/t", 2 * BS as u64).await.unwrap();
     let got = c.read("/t").await.unwrap();
     assert_eq!(&got[..BS as usize + 5], &bytes[..BS as usize + 5]);
@@ -232,16 +301,23 @@ async fn remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones() {
     let c = &v.client;
     c.mkdir_all("/a/b", 0o755).await.unwrap();
     for i in 0..5 {
-        c.put_bytes(&format!("/a/b/f{i}"), &data(BS as usize + i, i as u8), PutOptions::default())
-            .await
-            .unwrap();
+        c.put_bytes(
+            &format!("/a/b/f{i}"),
+            &data(BS as usize + i, i as u8),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     c.link("/a/b/f0", "/a/hard").await.unwrap();
     c.remove("/a/b/f0").await.unwrap();
     c.rename("/a/b/f1", "/a/b/f2", true).await.unwrap();
     c.remove_all("/a/b").await.unwrap();
     let report = c.gc().await.unwrap();
-    assert_eq!(report.queued_blocks_deleted, 8, "f1..f4 had two blocks each; f0 lives on");
+    assert_eq!(
+        report.queued_blocks_deleted, 8,
+        "f1..f4 had two blocks each; f0 lives on"
+    );
     assert_eq!(stored_keys(&v), referenced_keys(c).await);
     assert_eq!(c.read("/a/hard").await.unwrap().len(), BS as usize);
 }
@@ -259,13 +335,18 @@ async fn readers_see_whole_generations_during_replace() {
         tokio::spawn(async move {
             for i in 0..20 {
                 let bytes = if i % 2 == 0 { &b } else { &a };
-                c.put_bytes("/g", bytes, PutOptions::default()).await.unwrap();
+                c.put_bytes("/g", bytes, PutOptions::default())
+                    .await
+                    .unwrap();
             }
         })
     };
     for _ in 0..40 {
         let got = c.read("/g").await.unwrap();
-        assert!(got.as_ref() == &a[..] || got.as_ref() == &b[..], "torn read");
+        assert!(
+            got.as_ref() == &a[..] || got.as_ref() == &b[..],
+            "torn read"
+        );
     }
     writer.await.unwrap();
 }

@@ -13,6 +13,7 @@ mod committer;
 mod engine;
 mod gcq;
 mod keys;
+mod lock;
 mod namespace;
 mod paths;
 mod publish;

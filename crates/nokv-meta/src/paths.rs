@@ -47,7 +47,9 @@ impl Volume {
     pub fn mkdir_path(&self, path: &NokvPath, owner: Owner, parents: bool) -> Result<Attr> {
         if !parents {
             let (parent, name) = self.resolve_parent(path)?;
-            return self.mkdir(parent, &name, owner).map_err(|e| at_path(e, path));
+            return self
+                .mkdir(parent, &name, owner)
+                .map_err(|e| at_path(e, path));
         }
         let mut cur = NokvPath::root();
         let mut attr = self.resolve(&cur, true)?;

@@ -25,6 +25,7 @@ use crate::command::Txn;
 use crate::committer::Committer;
 use crate::engine::{Durability, Engine};
 use crate::keys;
+use crate::lock::VolumeLock;
 use crate::namespace::create::Owner;
 use crate::namespace::list::{DirEntry, DirEntryPlus, DirPage};
 use crate::namespace::rename::RenameMode;
@@ -89,10 +90,12 @@ pub struct VolumeInfo {
 }
 
 struct Inner {
-    home: PathBuf,
+    // Fields drop in order: holt closes before the lock is released.
     engine: Engine,
     committer: Committer,
     superblock: Superblock,
+    home: PathBuf,
+    _lock: VolumeLock,
 }
 
 /// An open volume. Cheap to clone; all clones share one engine.
@@ -123,6 +126,11 @@ impl Volume {
                 init.block_size
             )));
         }
+        if volume_exists(home) {
+            return Err(Error::Exists(format!("volume at {}", home.display())));
+        }
+        std::fs::create_dir_all(home)?;
+        let lock = VolumeLock::acquire(home)?;
         if volume_exists(home) {
             return Err(Error::Exists(format!("volume at {}", home.display())));
         }
@@ -168,6 +176,7 @@ impl Volume {
                 engine,
                 committer,
                 superblock,
+                _lock: lock,
             }),
         })
     }
@@ -190,6 +199,7 @@ impl Volume {
                 supported: FORMAT_VERSION,
             });
         }
+        let lock = VolumeLock::acquire(home)?;
         let engine = Engine::open(&home.join(META_DIR), open.durability, open.cache_frames)?;
         let superblock: Superblock = match engine.get(keys::SUPERBLOCK)? {
             Some(bytes) => decode("superblock", &bytes)?,
@@ -214,6 +224,7 @@ impl Volume {
                 engine,
                 committer,
                 superblock,
+                _lock: lock,
             }),
         })
     }

@@ -13,8 +13,9 @@ mod location;
 mod name;
 
 pub use attr::{Attr, FileKind, SetAttr, Timestamp, ROOT_INO};
-pub use body::{upload_object_prefix, 
-    block_object_key, BlockRef, Body, Digest, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
+pub use body::{
+    block_object_key, upload_object_prefix, BlockRef, Body, Digest, DEFAULT_BLOCK_SIZE,
+    MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
 };
 pub use error::{Error, Result};
 pub use location::{ObjectLocation, S3Location};

@@ -1,0 +1,187 @@
+//! Command-line grammar of `nokv-fs` (clap derive). No behaviour here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nokv-fs",
+    version,
+    about = "NoKV: an object-backed filesystem with a built-in metadata engine",
+    long_about = "NoKV keeps metadata in a built-in engine (holt) and file bytes as immutable \
+                  blocks in a local directory or an S3-compatible store.\n\n\
+                  Every command works on the volume at --home (or $NOKV_HOME, default ~/.nokv), \
+                  opened in this process. Create it first with `nokv-fs init`."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Volume home directory [default: ~/.nokv]
+    #[arg(long, env = "NOKV_HOME", global = true)]
+    pub home: Option<PathBuf>,
+    /// sync: an acknowledged change survives power loss; async: fsync is batched
+    #[arg(long, value_enum, env = "NOKV_DURABILITY", default_value_t = DurabilityArg::Sync, global = true)]
+    pub durability: DurabilityArg,
+    #[command(flatten)]
+    pub s3: S3Credentials,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct S3Credentials {
+    /// S3 access key id [env: AWS_ACCESS_KEY_ID]
+    #[arg(long, global = true)]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key [env: AWS_SECRET_ACCESS_KEY]
+    #[arg(long, global = true, hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    Sync,
+    Async,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Blocks in a local directory (default: <home>/blocks)
+    Local,
+    /// Blocks in an S3-compatible bucket
+    S3,
+    /// A local RustFS server: http://127.0.0.1:9000, bucket `nokv`, dev credentials
+    Rustfs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a volume at --home
+    Init(InitArgs),
+    /// Publish a local file (or stdin with `-`) as <path>, atomically
+    #[command(alias = "put-artifact")]
+    Put(PutArgs),
+    /// Write a file's bytes to stdout
+    Cat {
+        path: String,
+        /// Start at this byte offset
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Read at most this many bytes
+        #[arg(long)]
+        length: Option<u64>,
+    },
+    /// Copy a file out of the volume to a local file
+    Get { path: String, file: PathBuf },
+    /// List a directory
+    Ls {
+        /// Long format: type, mode, links, owner, size, time, name
+        #[arg(short = 'l')]
+        long: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Show attributes of a path (does not follow a final symlink)
+    Stat {
+        #[arg(long)]
+        json: bool,
+        path: String,
+    },
+    /// Create a directory
+    Mkdir {
+        /// Create missing parents; an existing directory is fine
+        #[arg(short = 'p', long)]
+        parents: bool,
+        path: String,
+    },
+    /// Remove a file or symlink (with -r, a whole tree)
+    Rm {
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        path: String,
+    },
+    /// Remove an empty directory
+    Rmdir { path: String },
+    /// Rename <src> to exactly <dst> (like rename(2) / `mv -T`)
+    Mv {
+        /// Replace an existing <dst> (a file, or an empty directory)
+        #[arg(long)]
+        replace: bool,
+        src: String,
+        dst: String,
+    },
+    /// Make a link: `ln -s <target> <path>` (symlink) or `ln <existing> <path>` (hard link)
+    Ln {
+        #[arg(short = 's', long)]
+        symbolic: bool,
+        target: String,
+        path: String,
+    },
+    /// Print a symlink's target
+    Readlink { path: String },
+    /// Set a file's size (shrink keeps the prefix, grow appends zeros)
+    Truncate { path: String, size: u64 },
+    /// Change permission bits (octal)
+    Chmod { mode: String, path: String },
+    /// Delete blocks nothing references (GC queue, expired uploads)
+    Gc {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the volume's identity and state
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub object_backend: Backend,
+    /// Directory for blocks with the local backend [default: <home>/blocks]
+    #[arg(long)]
+    pub blocks_dir: Option<PathBuf>,
+    /// Block size in bytes (64 KiB ..= 64 MiB)
+    #[arg(long, default_value_t = nokv_client::DEFAULT_BLOCK_SIZE)]
+    pub block_size: u32,
+    #[arg(long)]
+    pub s3_bucket: Option<String>,
+    /// Endpoint URL of a non-AWS store (path-style addressing)
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// Key prefix, so several volumes can share a bucket
+    #[arg(long, default_value = "")]
+    pub s3_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// Destination path in the volume
+    pub path: String,
+    /// Local file, or `-` for stdin
+    pub file: String,
+    /// Create missing parent directories first
+    #[arg(short = 'p', long)]
+    pub parents: bool,
+    /// Publish only if the current generation is N (0: only if new)
+    #[arg(long)]
+    pub if_generation: Option<u64>,
+    /// Permission bits of a new file (octal)
+    #[arg(long, default_value = "644")]
+    pub mode: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds an upload may stay unpublished before GC may collect it
+    #[arg(long, env = "NOKV_STAGING_TTL", default_value_t = 3600, hide = true)]
+    pub staging_ttl: u64,
+}

@@ -1,0 +1,450 @@
+//! Runs one parsed command against the volume. Thin: every behaviour
+//! lives in the SDK (`nokv-client`) and below; this file only moves
+//! bytes between the terminal, local files and the SDK, and prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use futures::StreamExt;
+use nokv_client::{
+    Client, ClientOptions, Durability, Error, FileKind, InitOptions, ObjectLocation, PutOptions,
+    S3Location, SetAttr, StoreCredentials,
+};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use crate::cli::{Backend, Cli, Command, DurabilityArg, Global, InitArgs, PutArgs};
+use crate::output;
+use crate::progress;
+
+fn home_dir(global: &Global) -> Result<PathBuf> {
+    if let Some(h) = &global.home {
+        return Ok(h.clone());
+    }
+    let home =
+        std::env::var_os("HOME").ok_or_else(|| anyhow!("no --home given and $HOME is not set"))?;
+    Ok(PathBuf::from(home).join(".nokv"))
+}
+
+fn client_options(global: &Global) -> ClientOptions {
+    let credentials = StoreCredentials {
+        access_key_id: global.s3.s3_access_key_id.clone(),
+        secret_access_key: global.s3.s3_secret_access_key.clone(),
+        session_token: None,
+    }
+    .or_env();
+    // SAFETY: getuid/getgid cannot fail and have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    ClientOptions {
+        durability: match global.durability {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Async => Durability::Async,
+        },
+        credentials,
+        uid,
+        gid,
+        ..ClientOptions::default()
+    }
+}
+
+async fn open(global: &Global, opts: ClientOptions) -> Result<Client> {
+    let home = home_dir(global)?;
+    Ok(Client::open(&home, opts).await?)
+}
+
+fn parse_mode(s: &str) -> Result<u32> {
+    let mode = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| Error::InvalidArgument(format!("mode {s:?} is not octal")))?;
+    if mode > 0o7777 {
+        return Err(Error::InvalidArgument(format!("mode {s:?} is above 7777")).into());
+    }
+    Ok(mode)
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Init(args) => init(global, args).await,
+        Command::Put(args) => put(global, args).await,
+        Command::Cat {
+            path,
+            offset,
+            length,
+        } => cat(global, &path, offset, length).await,
+        Command::Get { path, file } => get(global, &path, &file).await,
+        Command::Ls { long, json, path } => ls(global, &path, long, json).await,
+        Command::Stat { json, path } => stat(global, &path, json).await,
+        Command::Mkdir { parents, path } => {
+            let c = open(global, client_options(global)).await?;
+            if parents {
+                c.mkdir_all(&path, 0o755).await?;
+            } else {
+                c.mkdir(&path, 0o755).await?;
+            }
+            Ok(())
+        }
+        Command::Rm { recursive, path } => {
+            let c = open(global, client_options(global)).await?;
+            if recursive {
+                c.remove_all(&path).await?;
+            } else {
+                c.remove(&path).await?;
+            }
+            Ok(())
+        }
+        Command::Rmdir { path } => {
+            let c = open(global, client_options(global)).await?;
+            Ok(c.remove_dir(&path).await?)
+        }
+        Command::Mv { replace, src, dst } => {
+            let c = open(global, client_options(global)).await?;
+            Ok(c.rename(&src, &dst, replace).await?)
+        }
+        Command::Ln {
+            symbolic,
+            target,
+            path,
+        } => {
+            let c = open(global, client_options(global)).await?;
+            if symbolic {
+                c.symlink(&target, &path).await?;
+            } else {
+                c.link(&target, &path).await?;
+            }
+            Ok(())
+        }
+        Command::Readlink { path } => {
+            let c = open(global, client_options(global)).await?;
+            println!("{}", c.readlink(&path).await?);
+            Ok(())
+        }
+        Command::Truncate { path, size } => {
+            let c = open(global, client_options(global)).await?;
+            c.truncate(&path, size).await?;
+            Ok(())
+        }
+        Command::Chmod { mode, path } => {
+            let mode = parse_mode(&mode)?;
+            let c = open(global, client_options(global)).await?;
+            c.set_attr(
+                &path,
+                SetAttr {
+                    mode: Some(mode),
+                    ..SetAttr::default()
+                },
+            )
+            .await?;
+            Ok(())
+        }
+        Command::Gc { json } => {
+            let c = open(global, client_options(global)).await?;
+            let report = c.gc().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for key in &report.deleted_keys {
+                    println!("deleted {key}");
+                }
+                println!(
+                    "gc: {} queued blocks deleted, {} expired uploads collected ({} blocks)",
+                    report.queued_blocks_deleted,
+                    report.expired_uploads,
+                    report.staged_blocks_deleted
+                );
+            }
+            Ok(())
+        }
+        Command::Status { json } => {
+            let c = open(global, client_options(global)).await?;
+            let info = c.info();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("volume       {}", info.volume_id);
+                println!("home         {}", info.home.display());
+                println!("format       {}", info.format_version);
+                println!("objects      {}", info.location.describe());
+                println!("block size   {}", info.block_size);
+                println!("commit       {}", info.commit_version);
+                println!("created      {} UTC", output::time_string(info.created));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn init(global: &Global, args: InitArgs) -> Result<()> {
+    let home = home_dir(global)?;
+    let mut opts = client_options(global);
+    let location = match args.object_backend {
+        Backend::Local => {
+            let root = match args.blocks_dir {
+                Some(d) => d,
+                None => home.join("blocks"),
+            };
+            let root = if root.is_absolute() {
+                root
+            } else {
+                std::env::current_dir()?.join(root)
+            };
+            ObjectLocation::Local { root }
+        }
+        Backend::S3 | Backend::Rustfs => {
+            let rustfs = args.object_backend == Backend::Rustfs;
+            let bucket = match (args.s3_bucket, rustfs) {
+                (Some(b), _) => b,
+                (None, true) => "nokv".to_string(),
+                (None, false) => {
+                    return Err(Error::InvalidArgument(
+                        "--s3-bucket is required with --object-backend s3".into(),
+                    )
+                    .into())
+                }
+            };
+            let endpoint = match (args.s3_endpoint, rustfs) {
+                (Some(e), _) => Some(e),
+                (None, true) => Some("http://127.0.0.1:9000".to_string()),
+                (None, false) => std::env::var("AWS_ENDPOINT_URL").ok(),
+            };
+            if rustfs {
+                let creds = &mut opts.credentials;
+                creds
+                    .access_key_id
+                    .get_or_insert_with(|| "rustfsadmin".into());
+                creds
+                    .secret_access_key
+                    .get_or_insert_with(|| "rustfsadmin".into());
+            }
+            let mut prefix = args.s3_prefix.trim_start_matches('/').to_string();
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                prefix.push('/');
+            }
+            ObjectLocation::S3(S3Location {
+                bucket,
+                endpoint,
+                region: args.s3_region.unwrap_or_else(|| "us-east-1".into()),
+                prefix,
+            })
+        }
+    };
+    let mut init = InitOptions::new(location);
+    init.block_size = args.block_size;
+    let client = Client::init(&home, init, opts).await?;
+    let info = client.info();
+    println!(
+        "initialized volume {} at {} (blocks: {}, block size {})",
+        info.volume_id,
+        home.display(),
+        info.location.describe(),
+        info.block_size
+    );
+    Ok(())
+}
+
+async fn put(global: &Global, args: PutArgs) -> Result<()> {
+    let mode = parse_mode(&args.mode)?;
+    let mut opts = client_options(global);
+    opts.staging_ttl = std::time::Duration::from_secs(args.staging_ttl);
+    let client = open(global, opts).await?;
+    if args.parents {
+        if let Some(parent) = nokv_client::NokvPath::parse(&args.path)?.parent() {
+            client.mkdir_all(&parent.to_string(), 0o755).await?;
+        }
+    }
+    let (reader, total): (Box<dyn tokio::io::AsyncRead + Unpin + Send>, Option<u64>) =
+        if args.file == "-" {
+            (Box::new(tokio::io::stdin()), None)
+        } else {
+            let f = tokio::fs::File::open(&args.file)
+                .await
+                .with_context(|| format!("cannot open {}", args.file))?;
+            let len = f.metadata().await.ok().map(|m| m.len());
+            (Box::new(f), len)
+        };
+    let bar = progress::bytes_bar(total, "put");
+    let put_opts = PutOptions {
+        if_generation: args.if_generation,
+        mode: Some(mode),
+        progress: progress::position_callback(&bar),
+    };
+    let result = client.put(&args.path, reader, put_opts).await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let out = result?;
+    if args.json {
+        let mut v = output::attr_json(&args.path, &out.attr);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("uploaded_blocks".into(), json!(out.uploaded_blocks));
+            obj.insert("uploaded_bytes".into(), json!(out.uploaded_bytes));
+            obj.insert("reused_blocks".into(), json!(out.reused_blocks));
+            obj.insert(
+                "replaced_generation_size".into(),
+                json!(out.replaced.as_ref().map(|b| b.size)),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "published {} generation {} ({} bytes, blake3 {}; {} blocks uploaded, {} reused)",
+            args.path,
+            out.attr.generation,
+            out.attr.size,
+            out.attr.digest.map(hex::encode).unwrap_or_default(),
+            out.uploaded_blocks,
+            out.reused_blocks
+        );
+    }
+    Ok(())
+}
+
+async fn cat(global: &Global, path: &str, offset: Option<u64>, length: Option<u64>) -> Result<()> {
+    let client = open(global, client_options(global)).await?;
+    let mut stream = match (offset, length) {
+        (None, None) => client.read_stream(path).await?.1,
+        (o, l) => {
+            client
+                .read_range_stream(path, o.unwrap_or(0), l.unwrap_or(u64::MAX))
+                .await?
+        }
+    };
+    let mut stdout = tokio::io::stdout();
+    while let Some(chunk) = stream.next().await {
+        stdout.write_all(&chunk?).await?;
+    }
+    stdout.flush().await?;
+    Ok(())
+}
+
+async fn get(global: &Global, path: &str, file: &Path) -> Result<()> {
+    let client = open(global, client_options(global)).await?;
+    let (attr, mut stream) = client.read_stream(path).await?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file name", file.display()))?;
+    let mut part_name = name.to_os_string();
+    part_name.push(".nokv-part");
+    let part = file.with_file_name(part_name);
+    let bar = progress::bytes_bar(Some(attr.size), "get");
+    let copied = async {
+        let mut out = tokio::fs::File::create(&part)
+            .await
+            .with_context(|| format!("cannot create {}", part.display()))?;
+        let mut done = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            out.write_all(&chunk).await?;
+            done += chunk.len() as u64;
+            if let Some(b) = &bar {
+                b.set_position(done);
+            }
+        }
+        out.sync_all().await?;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Err(e) = copied {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&part, file).await?;
+    Ok(())
+}
+
+async fn ls(global: &Global, path: &str, long: bool, json: bool) -> Result<()> {
+    let client = open(global, client_options(global)).await?;
+    let attr = client.stat(path).await?;
+    let mut stdout = std::io::stdout().lock();
+    if attr.kind != FileKind::Dir {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if json {
+            writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&[output::attr_json(path, &attr)])?
+            )?;
+        } else if long {
+            writeln!(stdout, "{}", output::long_line(name, &attr, None))?;
+        } else {
+            writeln!(stdout, "{name}")?;
+        }
+        return Ok(());
+    }
+    let mut after: Option<Vec<u8>> = None;
+    let mut all_json = Vec::new();
+    loop {
+        let page = client.list_page(path, after.as_deref(), 4096).await?;
+        for e in &page.entries {
+            let name = String::from_utf8_lossy(&e.name);
+            if json {
+                all_json.push(output::entry_json(e));
+            } else if long {
+                let target = if e.attr.kind == FileKind::Symlink {
+                    let full = format!("{}/{}", path.trim_end_matches('/'), name);
+                    client.readlink(&full).await.ok()
+                } else {
+                    None
+                };
+                writeln!(
+                    stdout,
+                    "{}",
+                    output::long_line(&name, &e.attr, target.as_deref())
+                )?;
+            } else {
+                writeln!(stdout, "{name}")?;
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    if json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&all_json)?)?;
+    }
+    Ok(())
+}
+
+async fn stat(global: &Global, path: &str, json: bool) -> Result<()> {
+    let client = open(global, client_options(global)).await?;
+    let a = client.lstat(path).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::attr_json(path, &a))?
+        );
+        return Ok(());
+    }
+    println!("  path: {path}");
+    println!(
+        "  kind: {}   inode: {}   links: {}",
+        a.kind.as_str(),
+        a.ino,
+        a.nlink
+    );
+    println!(
+        "  mode: {} ({:o})   uid: {}   gid: {}",
+        output::mode_string(&a),
+        a.mode,
+        a.uid,
+        a.gid
+    );
+    println!("  size: {}", a.size);
+    if a.kind == FileKind::File {
+        println!("  generation: {}", a.generation);
+        if let Some(d) = a.digest {
+            println!("  blake3: {}", hex::encode(d));
+        }
+    }
+    if a.kind == FileKind::Symlink {
+        println!("  target: {}", client.readlink(path).await?);
+    }
+    println!("  atime: {} UTC", output::time_string(a.atime));
+    println!("  mtime: {} UTC", output::time_string(a.mtime));
+    println!("  ctime: {} UTC", output::time_string(a.ctime));
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! The `nokv-fs` binary end to end: real processes on a real volume.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    work: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("vol");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        Env {
+            _tmp: tmp,
+            home,
+            work,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nokv-fs"));
+        c.env("NOKV_HOME", &self.home)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .current_dir(&self.work);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and requires failure with `code`; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one-line message: {err}");
+        err
+    }
+
+    fn put_stdin(&self, path: &str, data: &[u8]) -> String {
+        let mut child = self
+            .cmd()
+            .args(["put", path, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn commit_version(&self) -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["status", "--json"])).unwrap();
+        v["commit_version"].as_u64().unwrap()
+    }
+
+    fn blocks_dir(&self) -> PathBuf {
+        self.home.join("blocks")
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn missing_volume_says_run_init() {
+    let env = Env::new();
+    let err = env.fails(&["ls", "/"], 3);
+    assert!(err.contains("nokv-fs init"), "{err}");
+    assert!(
+        !env.home.exists(),
+        "a read on a missing volume creates nothing"
+    );
+}
+
+#[test]
+fn the_whole_embedded_job() {
+    let env = Env::new();
+    env.ok(&["init", "--block-size", "65536"]);
+    env.fails(&["init"], 1);
+
+    // put from a file and from stdin, read back with cat and get
+    let data = pseudo_random(300_000);
+    std::fs::write(env.work.join("ckpt.bin"), &data).unwrap();
+    // parents are created only when asked
+    let err = env.fails(&["put", "/runs/a/ckpt.bin", "ckpt.bin"], 1);
+    assert!(err.contains("/runs: no such file or directory"), "{err}");
+    let out = env.ok(&["put", "-p", "/runs/a/ckpt.bin", "ckpt.bin"]);
+    assert!(out.contains("generation 1"), "{out}");
+    env.ok(&["mkdir", "-p", "/runs/a"]);
+    env.fails(&["mkdir", "/runs/a"], 1);
+    env.put_stdin("/runs/a/note.txt", b"hello nokv\n");
+    assert_eq!(env.ok(&["cat", "/runs/a/note.txt"]), "hello nokv\n");
+    let cat = env
+        .cmd()
+        .args(["cat", "/runs/a/ckpt.bin"])
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, data);
+    assert_eq!(
+        env.ok(&["cat", "/runs/a/note.txt", "--offset", "6", "--length", "4"]),
+        "nokv"
+    );
+    env.ok(&["get", "/runs/a/ckpt.bin", "back.bin"]);
+    assert_eq!(std::fs::read(env.work.join("back.bin")).unwrap(), data);
+
+    // put-artifact alias, replace with reuse and --if-generation
+    let mut appended = data.clone();
+    appended.extend_from_slice(b"tail");
+    std::fs::write(env.work.join("ckpt2.bin"), &appended).unwrap();
+    let out = env.ok(&[
+        "put-artifact",
+        "/runs/a/ckpt.bin",
+        "ckpt2.bin",
+        "--json",
+        "--if-generation",
+        "1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["generation"], 2);
+    assert_eq!(
+        v["reused_blocks"], 4,
+        "300000 bytes = 4 full 64 KiB blocks unchanged"
+    );
+    assert_eq!(v["size"], appended.len());
+    let err = env.fails(
+        &[
+            "put",
+            "/runs/a/ckpt.bin",
+            "ckpt.bin",
+            "--if-generation",
+            "1",
+        ],
+        1,
+    );
+    assert!(err.contains("generation is 2, expected 1"), "{err}");
+
+    // ls, ls -l, ls --json, stat --json
+    assert_eq!(env.ok(&["ls", "/runs/a"]), "ckpt.bin\nnote.txt\n");
+    let long = env.ok(&["ls", "-l", "/runs/a"]);
+    assert!(
+        long.lines().next().unwrap().starts_with("-rw-r--r--"),
+        "{long}"
+    );
+    assert!(long.contains(&appended.len().to_string()));
+    let listing: serde_json::Value =
+        serde_json::from_str(&env.ok(&["ls", "--json", "/runs/a"])).unwrap();
+    assert_eq!(listing.as_array().unwrap().len(), 2);
+    assert_eq!(listing[1]["name"], "note.txt");
+    let st: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stat", "--json", "/runs/a/ckpt.bin"])).unwrap();
+    assert_eq!(st["kind"], "file");
+    assert_eq!(st["digest"], blake3::hash(&appended).to_hex().as_str());
+
+    // mv, mv --replace, ln -s, readlink, hard links
+    env.ok(&["mv", "/runs/a", "/runs/b"]);
+    env.fails(&["ls", "/runs/a"], 1);
+    env.put_stdin("/runs/b/other", b"other");
+    env.fails(&["mv", "/runs/b/other", "/runs/b/note.txt"], 1);
+    env.ok(&["mv", "--replace", "/runs/b/other", "/runs/b/note.txt"]);
+    assert_eq!(env.ok(&["cat", "/runs/b/note.txt"]), "other");
+    env.fails(&["mv", "/runs", "/runs/b/inside"], 2);
+    env.ok(&["ln", "-s", "/runs/b/note.txt", "/latest"]);
+    assert_eq!(env.ok(&["readlink", "/latest"]), "/runs/b/note.txt\n");
+    assert_eq!(env.ok(&["cat", "/latest"]), "other");
+    let st: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stat", "--json", "/latest"])).unwrap();
+    assert_eq!(st["kind"], "symlink");
+    env.ok(&["ln", "/runs/b/note.txt", "/hard"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stat", "--json", "/hard"])).unwrap();
+    assert_eq!(st["nlink"], 2);
+
+    // truncate and chmod
+    env.ok(&["truncate", "/hard", "2"]);
+    assert_eq!(env.ok(&["cat", "/runs/b/note.txt"]), "ot");
+    env.ok(&["chmod", "600", "/hard"]);
+    let st: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stat", "--json", "/runs/b/note.txt"])).unwrap();
+    assert_eq!(st["mode"], "600");
+
+    // rm, rmdir, rm -r
+    env.fails(&["rm", "/runs"], 1);
+    env.fails(&["rmdir", "/runs"], 1);
+    env.ok(&["rm", "/hard"]);
+    env.ok(&["rm", "-r", "/runs"]);
+    env.fails(&["cat", "/latest"], 1);
+    env.ok(&["rm", "/latest"]);
+    assert_eq!(env.ok(&["ls", "/"]), "");
+
+    // everything removed is collected: no block is left
+    let gc = env.ok(&["gc"]);
+    assert!(gc.contains("queued blocks deleted"), "{gc}");
+    assert!(
+        files_under(&env.blocks_dir()).is_empty(),
+        "{:?}",
+        files_under(&env.blocks_dir())
+    );
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.ok(&["mkdir", "/d"]);
+    let before = env.commit_version();
+    let long_name = format!("/d/{}", "x".repeat(256));
+    for (args, code) in [
+        (vec!["mkdir", "/.."], 2),
+        (vec!["mkdir", "/d/../../x"], 2),
+        (vec!["mkdir", long_name.as_str()], 2),
+        (vec!["mkdir", ""], 2),
+        (vec!["rmdir", "/"], 2),
+        (vec!["rm", "-r", "/"], 2),
+        (vec!["mv", "/d", "/d/inner"], 2),
+        (vec!["chmod", "99", "/d"], 2),
+        (vec!["ln", "-s", "", "/l"], 2),
+        (vec!["cat", "/d"], 1),
+        (vec!["rm", "/nope"], 1),
+        (vec!["put", "/d", "/nonexistent-local-file"], 1),
+    ] {
+        env.fails(&args, code);
+    }
+    assert_eq!(
+        env.commit_version(),
+        before,
+        "refused commands commit nothing"
+    );
+    // clap usage errors exit 2 too
+    let out = env.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_format_version_is_refused() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let marker = env.home.join("NOKV_VOLUME");
+    let text = std::fs::read_to_string(&marker).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut v = v.as_object().unwrap().clone();
+    v.insert("format_version".into(), 99.into());
+    std::fs::write(&marker, serde_json::to_string(&v).unwrap()).unwrap();
+    let err = env.fails(&["ls", "/"], 3);
+    assert!(err.contains("format version 99 is not supported"), "{err}");
+}
+
+#[test]
+fn a_second_process_gets_a_clear_busy_error() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let mut holder = env
+        .cmd()
+        .args(["put", "/slow", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the holder has the volume open
+    let lock = env.home.join("LOCK");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&lock)
+            .map(|s| s.contains("put"))
+            .unwrap_or(false)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let err = env.fails(&["ls", "/"], 3);
+    assert!(
+        err.contains("open in another process") && err.contains("put /slow"),
+        "{err}"
+    );
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    env.ok(&["ls", "/"]);
+}
+
+#[test]
+fn a_put_killed_mid_upload_is_collected_after_its_deadline() {
+    let env = Env::new();
+    env.ok(&["init", "--block-size", "65536"]);
+    env.put_stdin("/kept", &pseudo_random(100_000));
+    let kept = files_under(&env.blocks_dir());
+    assert_eq!(kept.len(), 2);
+
+    let mut writer = env
+        .cmd()
+        .args(["put", "/partial", "-"])
+        .env("NOKV_STAGING_TTL", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    stdin.write_all(&pseudo_random(5 * 65536)).unwrap();
+    stdin.flush().unwrap();
+    // wait for some of its blocks to land, then SIGKILL it mid-upload
+    for _ in 0..500 {
+        if files_under(&env.blocks_dir()).len() >= kept.len() + 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        files_under(&env.blocks_dir()).len() >= kept.len() + 3,
+        "uploads started"
+    );
+    writer.kill().unwrap();
+    let _ = writer.wait();
+    drop(stdin);
+
+    env.fails(&["cat", "/partial"], 1);
+    let report: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(report["expired_uploads"], 1, "{report}");
+    assert!(report["staged_blocks_deleted"].as_u64().unwrap() >= 3);
+    assert_eq!(
+        files_under(&env.blocks_dir()),
+        kept,
+        "only the published blocks remain"
+    );
+    assert_eq!(
+        env.cmd()
+            .args(["cat", "/kept"])
+            .output()
+            .unwrap()
+            .stdout
+            .len(),
+        100_000
+    );
+}
+
+#[test]
+fn broken_pipe_on_cat_is_not_an_error() {
+    let env = Env::new();
+    env.ok(&["init", "--block-size", "65536"]);
+    env.put_stdin("/big", &pseudo_random(2_000_000));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' cat /big | head -c 10 >/dev/null",
+            env!("CARGO_BIN_EXE_nokv-fs")
+        ))
+        .env("NOKV_HOME", &env.home)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
