@@ -5,6 +5,33 @@
 //! `nokv-object`. The client adds no filesystem semantics of its own: it
 //! sequences the publish protocol (stage, upload, publish) and streams
 //! bytes.
+//!
+//! ```
+//! use nokv_client::{Client, ClientOptions, InitOptions, ObjectLocation, PutOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> nokv_client::Result<()> {
+//! # let tmp = tempfile::tempdir()?;
+//! # let home = tmp.path().join("volume");
+//! let blocks = ObjectLocation::Local { root: home.join("blocks") };
+//! let client = Client::init(&home, InitOptions::new(blocks), ClientOptions::default()).await?;
+//! client.mkdir_all("/runs/exp1", 0o755).await?;
+//! let out = client
+//!     .put_bytes("/runs/exp1/ckpt", b"weights", PutOptions::default())
+//!     .await?;
+//! assert_eq!(out.attr.generation, 1);
+//! assert_eq!(client.read("/runs/exp1/ckpt").await?.as_ref(), b"weights");
+//! let names: Vec<_> = client
+//!     .list("/runs/exp1")
+//!     .await?
+//!     .into_iter()
+//!     .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+//!     .collect();
+//! assert_eq!(names, ["ckpt"]);
+//! client.rename("/runs/exp1", "/runs/best", false).await?;
+//! client.remove_all("/runs").await?;
+//! # Ok(()) }
+//! ```
 
 mod blocking;
 mod client;

@@ -83,14 +83,11 @@ impl Engine {
             if out.len() >= limit {
                 break;
             }
-            match entry.map_err(|e| holt_err("scan", e))? {
-                RangeEntry::Key { key, value, .. } => {
-                    if !key.starts_with(prefix) {
-                        break;
-                    }
-                    out.push((key, value));
+            if let RangeEntry::Key { key, value, .. } = entry.map_err(|e| holt_err("scan", e))? {
+                if !key.starts_with(prefix) {
+                    break;
                 }
-                _ => {}
+                out.push((key, value));
             }
         }
         Ok(out)

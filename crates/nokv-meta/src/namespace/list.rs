@@ -43,12 +43,10 @@ pub struct DirPage<T> {
     pub next: Option<Vec<u8>>,
 }
 
-fn scan_page(
-    engine: &Engine,
-    dir: u64,
-    after: Option<&[u8]>,
-    limit: usize,
-) -> Result<(Vec<(Vec<u8>, EntryRecord)>, Option<Vec<u8>>)> {
+/// Decoded `(name, entry)` rows of one page, and the cursor after it.
+type RawPage = (Vec<(Vec<u8>, EntryRecord)>, Option<Vec<u8>>);
+
+fn scan_page(engine: &Engine, dir: u64, after: Option<&[u8]>, limit: usize) -> Result<RawPage> {
     require_dir(engine, dir)?;
     let prefix = keys::entry_prefix(dir);
     let after_key = after.map(|name| keys::entry(dir, name));
