@@ -35,6 +35,13 @@ pub struct DirEntryPlus {
     pub attr: Attr,
 }
 
+impl DirEntryPlus {
+    /// The name for display (lossy for non-UTF-8 names).
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
 /// A page of a listing; `next` resumes after its last entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirPage<T> {
