@@ -1,25 +1,47 @@
 //! The `nokv-fs` binary end to end: real processes on a real volume.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use nokv_object::{BlockStore, BlockStoreOptions, StoreCredentials};
+use nokv_testkit::{backend_tests_blocking, Backend};
+use nokv_types::ObjectLocation;
 
 struct Env {
     _tmp: tempfile::TempDir,
     home: PathBuf,
     work: PathBuf,
+    location: ObjectLocation,
+    credentials: StoreCredentials,
 }
 
 impl Env {
     fn new() -> Env {
+        Env::on(Backend::Local)
+    }
+
+    fn on(backend: Backend) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("vol");
         let work = tmp.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
+        let (location, credentials) = match backend {
+            // The CLI's default: blocks under the volume home.
+            Backend::Local => (
+                ObjectLocation::Local {
+                    root: home.join("blocks"),
+                },
+                StoreCredentials::default(),
+            ),
+            Backend::Garage => backend.location(tmp.path()),
+        };
         Env {
             _tmp: tmp,
             home,
             work,
+            location,
+            credentials,
         }
     }
 
@@ -29,7 +51,61 @@ impl Env {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .current_dir(&self.work);
+        if let (Some(k), Some(s)) = (
+            &self.credentials.access_key_id,
+            &self.credentials.secret_access_key,
+        ) {
+            c.env("AWS_ACCESS_KEY_ID", k)
+                .env("AWS_SECRET_ACCESS_KEY", s);
+        }
         c
+    }
+
+    /// `init` for this env's backend, with extra arguments.
+    fn init(&self, extra: &[&str]) {
+        let mut args: Vec<String> = vec!["init".into()];
+        if let ObjectLocation::S3(s3) = &self.location {
+            args.extend(
+                [
+                    "--object-backend",
+                    "s3",
+                    "--s3-bucket",
+                    &s3.bucket,
+                    "--s3-endpoint",
+                    s3.endpoint.as_deref().unwrap_or_default(),
+                    "--s3-region",
+                    &s3.region,
+                    "--s3-prefix",
+                    &s3.prefix,
+                ]
+                .map(String::from),
+            );
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        self.ok(&refs);
+    }
+
+    /// Every block object of the volume (a bucket listing on S3).
+    fn objects(&self) -> Vec<String> {
+        let store = BlockStore::open(
+            &self.location,
+            &self.credentials,
+            BlockStoreOptions::default(),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut keys: Vec<String> = rt
+            .block_on(store.list_keys("blocks/"))
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        keys
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -79,30 +155,13 @@ impl Env {
         let v: serde_json::Value = serde_json::from_str(&self.ok(&["status", "--json"])).unwrap();
         v["commit_version"].as_u64().unwrap()
     }
-
-    fn blocks_dir(&self) -> PathBuf {
-        self.home.join("blocks")
-    }
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
-}
+backend_tests_blocking!(
+    the_whole_embedded_job,
+    a_put_killed_mid_upload_is_collected_after_its_deadline,
+    broken_pipe_on_cat_is_not_an_error,
+);
 
 fn pseudo_random(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -127,10 +186,9 @@ fn missing_volume_says_run_init() {
     );
 }
 
-#[test]
-fn the_whole_embedded_job() {
-    let env = Env::new();
-    env.ok(&["init", "--block-size", "65536"]);
+fn the_whole_embedded_job(backend: Backend) {
+    let env = Env::on(backend);
+    env.init(&["--block-size", "65536"]);
     env.fails(&["init"], 1);
 
     // put from a file and from stdin, read back with cat and get
@@ -245,11 +303,7 @@ fn the_whole_embedded_job() {
     // everything removed is collected: no block is left
     let gc = env.ok(&["gc"]);
     assert!(gc.contains("queued blocks deleted"), "{gc}");
-    assert!(
-        files_under(&env.blocks_dir()).is_empty(),
-        "{:?}",
-        files_under(&env.blocks_dir())
-    );
+    assert!(env.objects().is_empty(), "{:?}", env.objects());
 }
 
 #[test]
@@ -332,12 +386,11 @@ fn a_second_process_gets_a_clear_busy_error() {
     env.ok(&["ls", "/"]);
 }
 
-#[test]
-fn a_put_killed_mid_upload_is_collected_after_its_deadline() {
-    let env = Env::new();
-    env.ok(&["init", "--block-size", "65536"]);
+fn a_put_killed_mid_upload_is_collected_after_its_deadline(backend: Backend) {
+    let env = Env::on(backend);
+    env.init(&["--block-size", "65536"]);
     env.put_stdin("/kept", &pseudo_random(100_000));
-    let kept = files_under(&env.blocks_dir());
+    let kept = env.objects();
     assert_eq!(kept.len(), 2);
 
     let mut writer = env
@@ -354,15 +407,12 @@ fn a_put_killed_mid_upload_is_collected_after_its_deadline() {
     stdin.flush().unwrap();
     // wait for some of its blocks to land, then SIGKILL it mid-upload
     for _ in 0..500 {
-        if files_under(&env.blocks_dir()).len() >= kept.len() + 3 {
+        if env.objects().len() >= kept.len() + 3 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert!(
-        files_under(&env.blocks_dir()).len() >= kept.len() + 3,
-        "uploads started"
-    );
+    assert!(env.objects().len() >= kept.len() + 3, "uploads started");
     writer.kill().unwrap();
     let _ = writer.wait();
     drop(stdin);
@@ -371,11 +421,7 @@ fn a_put_killed_mid_upload_is_collected_after_its_deadline() {
     let report: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
     assert_eq!(report["expired_uploads"], 1, "{report}");
     assert!(report["staged_blocks_deleted"].as_u64().unwrap() >= 3);
-    assert_eq!(
-        files_under(&env.blocks_dir()),
-        kept,
-        "only the published blocks remain"
-    );
+    assert_eq!(env.objects(), kept, "only the published blocks remain");
     assert_eq!(
         env.cmd()
             .args(["cat", "/kept"])
@@ -387,10 +433,9 @@ fn a_put_killed_mid_upload_is_collected_after_its_deadline() {
     );
 }
 
-#[test]
-fn broken_pipe_on_cat_is_not_an_error() {
-    let env = Env::new();
-    env.ok(&["init", "--block-size", "65536"]);
+fn broken_pipe_on_cat_is_not_an_error(backend: Backend) {
+    let env = Env::on(backend);
+    env.init(&["--block-size", "65536"]);
     env.put_stdin("/big", &pseudo_random(2_000_000));
     let status = Command::new("sh")
         .arg("-c")

@@ -1,45 +1,58 @@
-//! Publish and read through the SDK on a real holt volume and a real
-//! local-directory block store.
+//! Publish and read through the SDK on a real holt volume, on both
+//! block-store backends: a local directory and a real Garage S3 server.
 
 use std::collections::BTreeSet;
 
 use nokv_client::{
-    Client, ClientOptions, Durability, Error, InitOptions, ObjectLocation, PutOptions,
+    BlockStoreOptions, Client, ClientOptions, Durability, Error, InitOptions, PutOptions,
 };
+use nokv_object::BlockStore;
+use nokv_testkit::{backend_tests, Backend};
 
 const BS: u32 = 64 * 1024;
 
 struct Vol {
     _dir: tempfile::TempDir,
     home: std::path::PathBuf,
-    blocks: std::path::PathBuf,
+    store: BlockStore,
+    opts: ClientOptions,
     client: Client,
 }
 
-async fn volume_with(opts: ClientOptions) -> Vol {
+async fn volume(backend: Backend) -> Vol {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("vol");
-    let blocks = dir.path().join("blocks");
-    let mut init = InitOptions::new(ObjectLocation::Local {
-        root: blocks.clone(),
-    });
+    let (location, credentials) = backend.location(dir.path());
+    let mut init = InitOptions::new(location.clone());
     init.block_size = BS;
-    let client = Client::init(&home, init, opts).await.unwrap();
+    let opts = ClientOptions {
+        durability: Durability::Async,
+        credentials: credentials.clone(),
+        ..ClientOptions::default()
+    };
+    let client = Client::init(&home, init, opts.clone()).await.unwrap();
+    // A second, independent view of the same objects (no shared cache).
+    let store = BlockStore::open(&location, &credentials, BlockStoreOptions::default()).unwrap();
     Vol {
         _dir: dir,
         home,
-        blocks,
+        store,
+        opts,
         client,
     }
 }
 
-async fn volume() -> Vol {
-    volume_with(ClientOptions {
-        durability: Durability::Async,
-        ..ClientOptions::default()
-    })
-    .await
-}
+backend_tests!(
+    round_trip_sizes,
+    replace_reuses_unchanged_blocks_and_returns_old_body,
+    if_generation_guards_publish,
+    a_failed_upload_publishes_nothing_and_leaves_nothing,
+    corrupted_block_is_an_error_not_data,
+    missing_block_is_a_clear_error,
+    truncate_shrinks_and_grows,
+    remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones,
+    readers_see_whole_generations_during_replace,
+);
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -47,29 +60,15 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Every object key under the store root.
-fn stored_keys(v: &Vol) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![v.blocks.clone()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(&v.blocks)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out
+/// Every block object in the volume's store (a bucket listing on S3).
+async fn stored_keys(v: &Vol) -> BTreeSet<String> {
+    v.store
+        .list_keys("blocks/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Every block key the metadata references (walks the whole tree).
@@ -96,9 +95,8 @@ async fn referenced_keys(c: &Client) -> BTreeSet<String> {
     out
 }
 
-#[tokio::test]
-async fn round_trip_sizes() {
-    let v = volume().await;
+async fn round_trip_sizes(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     for (i, len) in [
         0usize,
@@ -127,9 +125,8 @@ async fn round_trip_sizes() {
     }
 }
 
-#[tokio::test]
-async fn replace_reuses_unchanged_blocks_and_returns_old_body() {
-    let v = volume().await;
+async fn replace_reuses_unchanged_blocks_and_returns_old_body(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     let first = data(4 * BS as usize + 10, 1);
     let out1 = c
@@ -153,12 +150,11 @@ async fn replace_reuses_unchanged_blocks_and_returns_old_body() {
     // the one block no generation references is queued and collected
     let report = c.gc().await.unwrap();
     assert_eq!(report.queued_blocks_deleted, 1);
-    assert_eq!(stored_keys(&v), referenced_keys(c).await);
+    assert_eq!(stored_keys(&v).await, referenced_keys(c).await);
 }
 
-#[tokio::test]
-async fn if_generation_guards_publish() {
-    let v = volume().await;
+async fn if_generation_guards_publish(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     let guarded = |g| PutOptions {
         if_generation: Some(g),
@@ -183,7 +179,7 @@ async fn if_generation_guards_publish() {
     assert_eq!(c.read("/m").await.unwrap().as_ref(), b"v2");
     // refused puts leave no objects behind
     c.gc().await.unwrap();
-    assert_eq!(stored_keys(&v), referenced_keys(c).await);
+    assert_eq!(stored_keys(&v).await, referenced_keys(c).await);
 }
 
 struct FailingReader {
@@ -206,14 +202,13 @@ impl tokio::io::AsyncRead for FailingReader {
     }
 }
 
-#[tokio::test]
-async fn a_failed_upload_publishes_nothing_and_leaves_nothing() {
-    let v = volume().await;
+async fn a_failed_upload_publishes_nothing_and_leaves_nothing(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     c.put_bytes("/f", b"old", PutOptions::default())
         .await
         .unwrap();
-    let before = stored_keys(&v);
+    let before = stored_keys(&v).await;
     let err = c
         .put(
             "/f",
@@ -228,7 +223,7 @@ async fn a_failed_upload_publishes_nothing_and_leaves_nothing() {
     assert_eq!(c.read("/f").await.unwrap().as_ref(), b"old");
     assert_eq!(c.stat("/f").await.unwrap().generation, 1);
     assert_eq!(
-        stored_keys(&v),
+        stored_keys(&v).await,
         before,
         "the failed upload's blocks were removed"
     );
@@ -244,23 +239,21 @@ async fn a_failed_upload_publishes_nothing_and_leaves_nothing() {
     assert!(matches!(c.stat("/new").await, Err(Error::NotFound(_))));
 }
 
-#[tokio::test]
-async fn corrupted_block_is_an_error_not_data() {
-    let v = volume().await;
+async fn corrupted_block_is_an_error_not_data(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     let bytes = data(2 * BS as usize, 9);
     c.put_bytes("/f", &bytes, PutOptions::default())
         .await
         .unwrap();
     let (_, body) = c.body("/f").await.unwrap();
-    let path = v.blocks.join(body.blocks[1].object_key());
-    let mut raw = std::fs::read(&path).unwrap();
+    let key = body.blocks[1].object_key();
+    let mut raw = v.store.get_raw(&key).await.unwrap().to_vec();
     raw[100] ^= 0xff;
-    std::fs::write(&path, raw).unwrap();
+    v.store.put_block(&key, raw.into()).await.unwrap();
     // reopen: cold cache
-    let home = v.home.clone();
     drop(v.client);
-    let c = Client::open(&home, ClientOptions::default()).await.unwrap();
+    let c = Client::open(&v.home, v.opts.clone()).await.unwrap();
     let err = c.read("/f").await.unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
     // the intact first block still reads
@@ -270,9 +263,27 @@ async fn corrupted_block_is_an_error_not_data() {
     );
 }
 
-#[tokio::test]
-async fn truncate_shrinks_and_grows() {
-    let v = volume().await;
+async fn missing_block_is_a_clear_error(backend: Backend) {
+    let v = volume(backend).await;
+    let c = &v.client;
+    c.put_bytes("/f", &data(2 * BS as usize, 5), PutOptions::default())
+        .await
+        .unwrap();
+    let (_, body) = c.body("/f").await.unwrap();
+    let key = body.blocks[0].object_key();
+    v.store.delete(&key).await.unwrap();
+    drop(v.client);
+    let c = Client::open(&v.home, v.opts.clone()).await.unwrap();
+    let err = c.read("/f").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingBlock(k) if k.contains(&key)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+async fn truncate_shrinks_and_grows(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     let bytes = data(3 * BS as usize, 4);
     c.put_bytes("/t", &bytes, PutOptions::default())
@@ -292,12 +303,11 @@ async fn truncate_shrinks_and_grows() {
     assert_eq!(c.stat("/t").await.unwrap().size, 0);
     assert!(c.read("/t").await.unwrap().is_empty());
     c.gc().await.unwrap();
-    assert_eq!(stored_keys(&v), referenced_keys(c).await);
+    assert_eq!(stored_keys(&v).await, referenced_keys(c).await);
 }
 
-#[tokio::test]
-async fn remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones() {
-    let v = volume().await;
+async fn remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones(backend: Backend) {
+    let v = volume(backend).await;
     let c = &v.client;
     c.mkdir_all("/a/b", 0o755).await.unwrap();
     for i in 0..5 {
@@ -318,13 +328,12 @@ async fn remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones() {
         report.queued_blocks_deleted, 8,
         "f1..f4 had two blocks each; f0 lives on"
     );
-    assert_eq!(stored_keys(&v), referenced_keys(c).await);
+    assert_eq!(stored_keys(&v).await, referenced_keys(c).await);
     assert_eq!(c.read("/a/hard").await.unwrap().len(), BS as usize);
 }
 
-#[tokio::test]
-async fn readers_see_whole_generations_during_replace() {
-    let v = volume().await;
+async fn readers_see_whole_generations_during_replace(backend: Backend) {
+    let v = volume(backend).await;
     let c = v.client.clone();
     let a = data(3 * BS as usize, 1);
     let b = data(3 * BS as usize, 2);
