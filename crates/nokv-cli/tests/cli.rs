@@ -448,3 +448,117 @@ fn broken_pipe_on_cat_is_not_an_error(backend: Backend) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn init_with_a_wrong_endpoint_bucket_or_key_fails_clearly() {
+    let s3 = nokv_testkit::S3Env::shared();
+    let cases = [
+        (
+            "no-such-bucket",
+            s3.endpoint.as_str(),
+            s3.secret_access_key.as_str(),
+            "bucket",
+        ),
+        (
+            s3.bucket.as_str(),
+            "http://127.0.0.1:1",
+            s3.secret_access_key.as_str(),
+            "unreachable",
+        ),
+        (
+            s3.bucket.as_str(),
+            s3.endpoint.as_str(),
+            "not-the-secret",
+            "denied",
+        ),
+    ];
+    for (bucket, endpoint, secret, expect) in cases {
+        let env = Env::new();
+        let out = env
+            .cmd()
+            .args([
+                "init",
+                "--object-backend",
+                "s3",
+                "--s3-bucket",
+                bucket,
+                "--s3-endpoint",
+                endpoint,
+                "--s3-region",
+                &s3.region,
+            ])
+            .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert_eq!(out.status.code(), Some(5), "{bucket} {endpoint}: {err}");
+        assert!(
+            err.contains(expect),
+            "{bucket} {endpoint}: expected {expect:?} in {err}"
+        );
+        assert!(
+            !err.contains(&s3.secret_access_key.to_lowercase()),
+            "secret leaked: {err}"
+        );
+        assert!(!err.contains("not-the-secret"), "secret leaked: {err}");
+        assert!(
+            !env.home.join("NOKV_VOLUME").exists(),
+            "no volume after a failed init"
+        );
+    }
+}
+
+#[test]
+fn s3_init_without_credentials_says_which_are_missing() {
+    let env = Env::new();
+    let err = env.fails(
+        &[
+            "init",
+            "--object-backend",
+            "s3",
+            "--s3-bucket",
+            "b",
+            "--s3-endpoint",
+            "http://127.0.0.1:1",
+        ],
+        2,
+    );
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+}
+
+#[test]
+fn rustfs_preset_points_at_the_local_rustfs_defaults() {
+    let env = Env::new();
+    let out = env.run(&["init", "--object-backend", "rustfs"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // No RustFS runs here: the probe must fail, naming the preset endpoint.
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("127.0.0.1:9000") && err.contains("nokv"),
+        "{err}"
+    );
+}
+
+#[test]
+fn volumes_sharing_a_bucket_under_prefixes_stay_apart() {
+    let a = Env::on(Backend::Garage);
+    let b = Env::on(Backend::Garage);
+    a.init(&["--block-size", "65536"]);
+    b.init(&["--block-size", "65536"]);
+    a.put_stdin("/f", &pseudo_random(200_000));
+    b.put_stdin("/f", &pseudo_random(100_000));
+    let b_objects = b.objects();
+    a.ok(&["rm", "/f"]);
+    a.ok(&["gc"]);
+    assert!(a.objects().is_empty());
+    assert_eq!(
+        b.objects(),
+        b_objects,
+        "GC of one volume never touches another's prefix"
+    );
+    assert_eq!(
+        b.cmd().args(["cat", "/f"]).output().unwrap().stdout.len(),
+        100_000
+    );
+}

@@ -8,8 +8,13 @@
 //! - a block is reused only when the previous body has the same block
 //!   size and, at the same index, the same length and BLAKE3: a reused
 //!   `BlockRef` names bytes identical to what would have been uploaded;
-//! - on error nothing is cleaned up here: the objects written so far are
-//!   unreferenced, and the caller (or staging GC) owns their deletion.
+//! - on error nothing is deleted here, but every upload already started
+//!   has finished (or failed) before the error is returned, so the
+//!   caller's clean-up sees every object this call will ever write (an
+//!   aborted task could still land its object later: a local write runs
+//!   on a blocking thread that cannot be cancelled);
+//! - the objects written so far are unreferenced, and the caller (or
+//!   staging GC) owns their deletion.
 
 use bytes::{Bytes, BytesMut};
 use nokv_types::{block_object_key, BlockRef, Body, Error, Result};
@@ -87,11 +92,40 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
         .map_or(&[], |p| p.blocks.as_slice());
     let concurrency = store.options().effective_concurrency();
 
+    let mut uploads: JoinSet<Result<()>> = JoinSet::new();
+    let result = upload_blocks(
+        store,
+        reader,
+        block_size,
+        upload,
+        reusable,
+        concurrency,
+        &mut uploads,
+        progress,
+    )
+    .await;
+    if result.is_err() {
+        // Let started uploads finish so none lands after we return.
+        while uploads.join_next().await.is_some() {}
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_blocks<R: AsyncRead + Unpin + Send>(
+    store: &BlockStore,
+    reader: R,
+    block_size: u32,
+    upload: u64,
+    reusable: &[BlockRef],
+    concurrency: usize,
+    uploads: &mut JoinSet<Result<()>>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<UploadOutcome> {
     let mut reader = reader;
     let mut consumed = 0u64;
     let mut hasher = blake3::Hasher::new();
     let mut blocks: Vec<BlockRef> = Vec::new();
-    let mut uploads: JoinSet<Result<()>> = JoinSet::new();
     let mut uploaded_keys = Vec::new();
     let mut reused_blocks = 0usize;
     let mut uploaded_bytes = 0u64;
@@ -127,7 +161,7 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
             continue;
         }
         while uploads.len() >= concurrency {
-            join_one(&mut uploads).await?;
+            join_one(uploads).await?;
         }
         let key = block_object_key(upload, index);
         let task_store = store.clone();
@@ -143,7 +177,7 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
         });
     }
     while !uploads.is_empty() {
-        join_one(&mut uploads).await?;
+        join_one(uploads).await?;
     }
 
     let body = Body {

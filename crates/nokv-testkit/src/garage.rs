@@ -123,30 +123,31 @@ impl PrivateGarage {
         self.run("restart");
     }
 
-    fn signal(&self, sig: i32) {
-        let pid: i32 = std::fs::read_to_string(self.dir.join("garage.pid"))
+    /// Signals the running server; false when it is not running.
+    fn signal(&self, sig: i32) -> bool {
+        let pid: Option<i32> = std::fs::read_to_string(self.dir.join("garage.pid"))
             .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .expect("garage.pid");
-        // SAFETY: sending a signal to our own child server.
-        unsafe {
-            libc::kill(pid, sig);
+            .and_then(|s| s.trim().parse().ok());
+        match pid {
+            // SAFETY: sending a signal to the server this test started.
+            Some(pid) => unsafe { libc::kill(pid, sig) == 0 },
+            None => false,
         }
     }
 
     /// Freezes the server (SIGSTOP): connections hang, nothing answers.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+        assert!(self.signal(libc::SIGSTOP), "garage is not running");
     }
 
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
+        assert!(self.signal(libc::SIGCONT), "garage is not running");
     }
 }
 
 impl Drop for PrivateGarage {
     fn drop(&mut self) {
-        self.resume();
+        self.signal(libc::SIGCONT);
         let _ = Command::new("bash")
             .arg(&self.script)
             .arg("cleanup")
