@@ -157,7 +157,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { json } => {
             let c = open(global, client_options(global)).await?;
-            let info = c.info();
+            let info = c.info().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
@@ -231,7 +231,7 @@ async fn init(global: &Global, args: InitArgs) -> Result<()> {
     let mut init = InitOptions::new(location);
     init.block_size = args.block_size;
     let client = Client::init(&home, init, opts).await?;
-    let info = client.info();
+    let info = client.info().await?;
     println!(
         "initialized volume {} at {} (blocks: {}, block size {})",
         info.volume_id,

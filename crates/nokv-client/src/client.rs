@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nokv_meta::{
-    DirEntryPlus, DirPage, Durability, InitOptions, OpenOptions, Owner, RenameMode, Volume,
+    DirEntryPlus, DirPage, Durability, InitOptions, MetaOp, MetaReply, OpenOptions, Owner, Volume,
     VolumeInfo,
 };
 use nokv_object::{BlockStore, BlockStoreOptions, StoreCredentials};
-use nokv_types::{Attr, Error, NokvPath, Result, SetAttr};
+use nokv_types::{Attr, Error, Result, SetAttr};
 
 use crate::blocking::blocking;
+use crate::meta::Meta;
 
 /// How a client opens a volume.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ impl Default for ClientOptions {
 }
 
 pub(crate) struct Inner {
-    pub volume: Volume,
+    pub meta: Meta,
     pub store: BlockStore,
     pub opts: ClientOptions,
 }
@@ -53,9 +54,16 @@ pub struct Client {
     pub(crate) inner: Arc<Inner>,
 }
 
-pub(crate) fn parse(path: &str) -> Result<NokvPath> {
-    NokvPath::parse(path)
+/// Unpacks the expected reply variant or reports a confused peer.
+macro_rules! expect_reply {
+    ($reply:expr, $op:literal, $pat:pat => $out:expr) => {
+        match $reply {
+            $pat => Ok($out),
+            other => Err(nokv_meta::unexpected($op, &other)),
+        }
+    };
 }
+pub(crate) use expect_reply;
 
 impl Client {
     /// Creates a volume in `home` whose blocks live at `init.location`.
@@ -70,13 +78,7 @@ impl Client {
             ..OpenOptions::default()
         };
         let volume = blocking(move || Volume::init(&home, init, open)).await?;
-        Ok(Client {
-            inner: Arc::new(Inner {
-                volume,
-                store,
-                opts,
-            }),
-        })
+        Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
     }
 
     /// Opens the volume in `home` (embedded, in this process).
@@ -92,28 +94,37 @@ impl Client {
             &opts.credentials,
             opts.store.clone(),
         )?;
-        Ok(Client {
-            inner: Arc::new(Inner {
-                volume,
-                store,
-                opts,
-            }),
-        })
+        Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
     }
 
-    pub fn info(&self) -> VolumeInfo {
-        self.inner.volume.info()
+    pub(crate) fn from_parts(meta: Meta, store: BlockStore, opts: ClientOptions) -> Client {
+        Client {
+            inner: Arc::new(Inner { meta, store, opts }),
+        }
     }
 
-    pub(crate) fn volume(&self) -> Volume {
-        self.inner.volume.clone()
+    /// Identity and state of the volume.
+    pub async fn info(&self) -> Result<VolumeInfo> {
+        let reply = self.call(MetaOp::Info).await?;
+        expect_reply!(reply, "info", MetaReply::Info(i) => i)
+    }
+
+    pub(crate) async fn call(&self, op: MetaOp) -> Result<MetaReply> {
+        self.inner.meta.call(op).await
+    }
+
+    /// Runs metadata ops in order in one round trip, each with its own
+    /// result (not atomic). Changes share group commits.
+    pub async fn batch(&self, ops: Vec<MetaOp>) -> Vec<Result<MetaReply>> {
+        self.inner.meta.batch(ops).await
     }
 
     pub(crate) fn store(&self) -> &BlockStore {
         &self.inner.store
     }
 
-    pub(crate) fn owner(&self, mode: u32) -> Owner {
+    /// Owner of new inodes made by this client, with `mode`.
+    pub fn owner(&self, mode: u32) -> Owner {
         Owner {
             mode,
             uid: self.inner.opts.uid,
@@ -121,22 +132,43 @@ impl Client {
         }
     }
 
+    async fn attr(&self, op: MetaOp) -> Result<Attr> {
+        let name = op.name();
+        match self.call(op).await? {
+            MetaReply::Attr(a) => Ok(a),
+            other => Err(nokv_meta::unexpected(name, &other)),
+        }
+    }
+
+    pub(crate) async fn done(&self, op: MetaOp) -> Result<()> {
+        let name = op.name();
+        match self.call(op).await? {
+            MetaReply::Done => Ok(()),
+            other => Err(nokv_meta::unexpected(name, &other)),
+        }
+    }
+
     /// Flushes metadata to its data files and trims the WAL.
     pub async fn checkpoint(&self) -> Result<()> {
-        let vol = self.volume();
-        blocking(move || vol.checkpoint()).await
+        self.done(MetaOp::Checkpoint).await
     }
 
     /// stat: attributes of `path`, following a final symlink.
     pub async fn stat(&self, path: &str) -> Result<Attr> {
-        let path = parse(path)?;
-        self.inner.volume.stat_path(&path, true)
+        self.attr(MetaOp::Stat {
+            path: path.into(),
+            follow: true,
+        })
+        .await
     }
 
     /// lstat: attributes of `path` itself, even if it is a symlink.
     pub async fn lstat(&self, path: &str) -> Result<Attr> {
-        let path = parse(path)?;
-        self.inner.volume.stat_path(&path, false)
+        self.attr(MetaOp::Stat {
+            path: path.into(),
+            follow: false,
+        })
+        .await
     }
 
     /// One page of a directory listing with attributes; pass the page's
@@ -147,8 +179,13 @@ impl Client {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<DirPage<DirEntryPlus>> {
-        let path = parse(path)?;
-        self.inner.volume.list_path(&path, after, limit)
+        let op = MetaOp::List {
+            path: path.into(),
+            after: after.map(|a| a.to_vec()),
+            limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
+        };
+        let reply = self.call(op).await?;
+        expect_reply!(reply, "list", MetaReply::Page(p) => p)
     }
 
     /// A whole directory listing with attributes.
@@ -166,74 +203,89 @@ impl Client {
     }
 
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Attr> {
-        let (path, vol, owner) = (parse(path)?, self.volume(), self.owner(mode));
-        blocking(move || vol.mkdir_path(&path, owner, false)).await
+        let owner = self.owner(mode);
+        self.attr(MetaOp::Mkdir {
+            path: path.into(),
+            owner,
+            parents: false,
+        })
+        .await
     }
 
-    /// mkdir -p.
+    /// mkdir -p (one command: every missing directory appears at once).
     pub async fn mkdir_all(&self, path: &str, mode: u32) -> Result<Attr> {
-        let (path, vol, owner) = (parse(path)?, self.volume(), self.owner(mode));
-        blocking(move || vol.mkdir_path(&path, owner, true)).await
+        let owner = self.owner(mode);
+        self.attr(MetaOp::Mkdir {
+            path: path.into(),
+            owner,
+            parents: true,
+        })
+        .await
     }
 
     /// Creates an empty file; `exclusive` fails if the name exists.
     pub async fn create(&self, path: &str, mode: u32, exclusive: bool) -> Result<Attr> {
-        let (path, vol, owner) = (parse(path)?, self.volume(), self.owner(mode));
-        blocking(move || vol.create_path(&path, owner, exclusive)).await
+        let owner = self.owner(mode);
+        self.attr(MetaOp::Create {
+            path: path.into(),
+            owner,
+            exclusive,
+        })
+        .await
     }
 
     /// Creates `path` as a symlink to `target`.
     pub async fn symlink(&self, target: &str, path: &str) -> Result<Attr> {
-        let (path, vol, owner) = (parse(path)?, self.volume(), self.owner(0o777));
+        let owner = self.owner(0o777);
         let target = target.as_bytes().to_vec();
-        blocking(move || vol.symlink_path(&path, &target, owner)).await
+        self.attr(MetaOp::Symlink {
+            path: path.into(),
+            target,
+            owner,
+        })
+        .await
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String> {
-        let path = parse(path)?;
-        let target = self.inner.volume.readlink_path(&path)?;
+        let reply = self.call(MetaOp::Readlink { path: path.into() }).await?;
+        let target = expect_reply!(reply, "readlink", MetaReply::Target(t) => t)?;
         String::from_utf8(target)
             .map_err(|_| Error::InvalidArgument(format!("{path}: target is not UTF-8")))
     }
 
     /// Hard link: `new` becomes another name of `existing`.
     pub async fn link(&self, existing: &str, new: &str) -> Result<Attr> {
-        let (existing, new, vol) = (parse(existing)?, parse(new)?, self.volume());
-        blocking(move || vol.link_path(&existing, &new)).await
+        self.attr(MetaOp::Link {
+            existing: existing.into(),
+            new: new.into(),
+        })
+        .await
     }
 
     /// Removes a file or symlink.
     pub async fn remove(&self, path: &str) -> Result<()> {
-        let (path, vol) = (parse(path)?, self.volume());
-        blocking(move || vol.unlink_path(&path)).await
+        self.done(MetaOp::Unlink { path: path.into() }).await
     }
 
     /// Removes an empty directory.
     pub async fn remove_dir(&self, path: &str) -> Result<()> {
-        let (path, vol) = (parse(path)?, self.volume());
-        blocking(move || vol.rmdir_path(&path)).await
+        self.done(MetaOp::Rmdir { path: path.into() }).await
     }
 
     /// Removes `path` and its subtree; returns how many names went.
     pub async fn remove_all(&self, path: &str) -> Result<u64> {
-        let (path, vol) = (parse(path)?, self.volume());
-        if path.is_root() {
-            return Err(Error::InvalidArgument(
-                "refusing to remove the volume root".into(),
-            ));
-        }
-        blocking(move || vol.remove_tree(&path)).await
+        let reply = self.call(MetaOp::RemoveTree { path: path.into() }).await?;
+        expect_reply!(reply, "remove_tree", MetaReply::Count(n) => n)
     }
 
     /// rename(2): with `replace`, an existing destination is replaced.
     pub async fn rename(&self, src: &str, dst: &str, replace: bool) -> Result<()> {
-        let (src, dst, vol) = (parse(src)?, parse(dst)?, self.volume());
-        let mode = if replace {
-            RenameMode::Replace
-        } else {
-            RenameMode::NoReplace
-        };
-        blocking(move || vol.rename_path(&src, &dst, mode)).await
+        self.done(MetaOp::Rename {
+            src: src.into(),
+            dst: dst.into(),
+            replace,
+        })
+        .await
     }
 
     /// chmod / chown / utimens. A size change publishes a new body: use
@@ -244,7 +296,10 @@ impl Client {
                 "use truncate to change a file's size".into(),
             ));
         }
-        let (path, vol) = (parse(path)?, self.volume());
-        blocking(move || vol.setattr_path(&path, change)).await
+        self.attr(MetaOp::SetAttr {
+            path: path.into(),
+            change,
+        })
+        .await
     }
 }

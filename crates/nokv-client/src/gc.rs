@@ -14,8 +14,10 @@
 use nokv_types::{upload_object_prefix, Error, Result};
 use serde::Serialize;
 
-use crate::blocking::blocking;
-use crate::client::Client;
+use nokv_meta::{MetaOp, MetaReply};
+
+use crate::client::{expect_reply, Client};
+use crate::put::now_nanos;
 
 /// What one GC pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -26,25 +28,15 @@ pub struct GcReport {
     pub deleted_keys: Vec<String>,
 }
 
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
-        .unwrap_or(0)
-}
-
 impl Client {
     /// Runs one GC pass: drains the GC queue and collects expired
     /// uploads.
     pub async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
-        let vol = self.volume();
         let store = self.store().clone();
         loop {
-            let entries = {
-                let vol = vol.clone();
-                blocking(move || vol.gc_queue(256)).await?
-            };
+            let reply = self.call(MetaOp::GcQueue { limit: 256 }).await?;
+            let entries = expect_reply!(reply, "gc_queue", MetaReply::Gc(e) => e)?;
             if entries.is_empty() {
                 break;
             }
@@ -58,22 +50,25 @@ impl Client {
                 }
                 ids.push(entry.id);
             }
-            let vol = vol.clone();
-            blocking(move || vol.gc_done(ids)).await?;
+            self.done(MetaOp::GcDone { ids }).await?;
         }
 
-        let expired = {
-            let vol = vol.clone();
-            blocking(move || vol.expired_uploads(now_nanos(), usize::MAX)).await?
-        };
+        let reply = self
+            .call(MetaOp::ExpiredUploads {
+                now: now_nanos(),
+                limit: u32::MAX,
+            })
+            .await?;
+        let expired = expect_reply!(reply, "expired_uploads", MetaReply::Staged(s) => s)?;
         for record in expired {
             // Drop the staging record first: from then on no publish can
             // reference this upload, so deleting its blocks is safe.
-            let dropped = {
-                let vol = vol.clone();
-                blocking(move || vol.finish_upload(record.upload)).await
-            };
-            match dropped {
+            match self
+                .done(MetaOp::FinishUpload {
+                    upload: record.upload,
+                })
+                .await
+            {
                 Ok(()) => {}
                 Err(Error::NotFound(_)) => continue, // published or collected meanwhile
                 Err(e) => return Err(e),

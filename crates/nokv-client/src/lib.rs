@@ -36,6 +36,7 @@
 mod blocking;
 mod client;
 mod gc;
+mod meta;
 mod put;
 mod read;
 
@@ -44,7 +45,8 @@ pub use gc::GcReport;
 pub use put::{PutOptions, PutOutcome};
 
 pub use nokv_meta::{
-    DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, RenameMode, VolumeInfo,
+    DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, MetaOp, MetaReply, Owner, RenameMode,
+    VolumeInfo,
 };
 pub use nokv_object::{BlockStoreOptions, StoreCredentials};
 pub use nokv_types::{

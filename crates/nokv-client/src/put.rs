@@ -11,13 +11,12 @@
 
 use std::sync::Arc;
 
-use nokv_meta::{PublishRequest, Volume};
-use nokv_object::{upload_body, BlockStore};
-use nokv_types::{upload_object_prefix, Attr, Body, Error, FileKind, Result};
+use nokv_meta::{MetaOp, MetaReply};
+use nokv_object::upload_body;
+use nokv_types::{upload_object_prefix, Attr, Body, Error, Result};
 use tokio::io::AsyncRead;
 
-use crate::blocking::blocking;
-use crate::client::{parse, Client};
+use crate::client::{expect_reply, Client};
 
 /// Options of one put.
 #[derive(Clone, Default)]
@@ -54,7 +53,8 @@ pub struct PutOutcome {
 /// Deletes the blocks of an upload that will never be published, then
 /// its staging record. If this fails the staging record stays and GC
 /// collects the upload after its deadline.
-pub(crate) async fn discard_upload(vol: &Volume, store: &BlockStore, upload: u64) {
+pub(crate) async fn discard_upload(client: &Client, upload: u64) {
+    let store = client.store();
     let prefix = upload_object_prefix(upload);
     let cleaned = async {
         for (key, _) in store.list_keys(&prefix).await? {
@@ -65,8 +65,7 @@ pub(crate) async fn discard_upload(vol: &Volume, store: &BlockStore, upload: u64
     .await;
     match cleaned {
         Ok(()) => {
-            let vol = vol.clone();
-            if let Err(e) = blocking(move || vol.finish_upload(upload)).await {
+            if let Err(e) = client.done(MetaOp::FinishUpload { upload }).await {
                 tracing::warn!("upload {upload}: dropping the staging record failed: {e}");
             }
         }
@@ -74,7 +73,7 @@ pub(crate) async fn discard_upload(vol: &Volume, store: &BlockStore, upload: u64
     }
 }
 
-fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
@@ -89,35 +88,16 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let path = parse(path)?;
-        let vol = self.volume();
-        let store = self.store().clone();
-
-        let target = path.clone();
-        let (parent, name, previous) = blocking({
-            let vol = vol.clone();
-            move || {
-                let (parent, name) = vol.resolve_parent(&target)?;
-                let previous = match vol.lookup(parent, &name) {
-                    Ok(a) if a.kind == FileKind::File => Some(vol.body(a.ino)?.1),
-                    Ok(a) if a.kind == FileKind::Dir => {
-                        return Err(Error::IsADirectory(target.to_string()))
-                    }
-                    Ok(_) | Err(Error::NotFound(_)) => None,
-                    Err(e) => return Err(e),
-                };
-                Ok((parent, name, previous))
-            }
-        })
-        .await?;
+        // The current generation: its blocks may be reused, and a guard
+        // that cannot hold fails before anything is uploaded.
+        let previous = match self.body(path).await {
+            Ok((attr, body)) => Some((attr.generation, body)),
+            Err(Error::NotFound(_)) => None,
+            Err(Error::InvalidArgument(m)) if m.contains("symlink") => None,
+            Err(e) => return Err(e),
+        };
         if let Some(expected) = opts.if_generation {
-            // Fail before uploading anything when the guard cannot hold
-            // (the publish command checks it again, atomically).
-            let current = match vol.lookup(parent, &name) {
-                Ok(a) => a.generation,
-                Err(Error::NotFound(_)) => 0,
-                Err(e) => return Err(e),
-            };
+            let current = previous.as_ref().map_or(0, |(g, _)| *g);
             if expected != current {
                 return Err(Error::GenerationMismatch {
                     path: path.to_string(),
@@ -126,14 +106,12 @@ impl Client {
                 });
             }
         }
+        let info = self.info().await?;
 
         let deadline = now_nanos()
             .saturating_add(self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64);
-        let upload = blocking({
-            let vol = vol.clone();
-            move || vol.begin_upload(deadline)
-        })
-        .await?;
+        let reply = self.call(MetaOp::BeginUpload { deadline }).await?;
+        let upload = expect_reply!(reply, "begin_upload", MetaReply::Upload(u) => u)?;
 
         let progress = opts.progress.clone();
         let report = move |n: u64| {
@@ -141,48 +119,43 @@ impl Client {
                 p(n)
             }
         };
-        let block_size = vol.block_size();
+        let previous_body = previous.as_ref().map(|(_, b)| b);
         let uploaded = match upload_body(
-            &store,
+            self.store(),
             reader,
-            block_size,
+            info.block_size,
             upload,
-            previous.as_ref(),
+            previous_body,
             &report,
         )
         .await
         {
             Ok(u) => u,
             Err(e) => {
-                discard_upload(&vol, &store, upload).await;
+                discard_upload(self, upload).await;
                 return Err(e);
             }
         };
 
-        let req = PublishRequest {
-            parent,
-            name,
+        let op = MetaOp::Publish {
+            path: path.to_string(),
             body: uploaded.body.clone(),
             upload,
             if_generation: opts.if_generation,
             owner: self.owner(opts.mode.unwrap_or(0o644)),
         };
-        let published = blocking({
-            let vol = vol.clone();
-            move || vol.publish(req)
-        })
-        .await;
-        match published {
-            Ok(outcome) => Ok(PutOutcome {
+        match self.call(op).await {
+            Ok(MetaReply::Published(outcome)) => Ok(PutOutcome {
                 attr: outcome.attr,
                 replaced: outcome.replaced,
                 uploaded_blocks: uploaded.uploaded_keys.len(),
                 uploaded_bytes: uploaded.uploaded_bytes,
                 reused_blocks: uploaded.reused_blocks,
             }),
+            Ok(other) => Err(nokv_meta::unexpected("publish", &other)),
             Err(e) => {
-                discard_upload(&vol, &store, upload).await;
-                Err(nokv_meta::at_path(e, &path))
+                discard_upload(self, upload).await;
+                Err(e)
             }
         }
     }
@@ -205,24 +178,22 @@ impl Client {
             return Ok(attr);
         }
         if size == 0 {
-            let (p, vol) = (parse(path)?, self.volume());
-            return blocking(move || {
-                let a = vol.resolve(&p, true)?;
-                vol.setattr(
-                    a.ino,
-                    nokv_types::SetAttr {
-                        size: Some(0),
-                        ..Default::default()
-                    },
-                )
-            })
-            .await;
+            let change = nokv_types::SetAttr {
+                size: Some(0),
+                ..Default::default()
+            };
+            let reply = self
+                .call(MetaOp::SetAttr {
+                    path: path.into(),
+                    change,
+                })
+                .await?;
+            return expect_reply!(reply, "setattr", MetaReply::Attr(a) => a);
         }
         use tokio::io::AsyncReadExt;
         let kept = self.read_range_stream(path, 0, size.min(body.size)).await?;
-        let kept = stream_reader(kept);
         let zeros = tokio::io::repeat(0).take(size.saturating_sub(body.size));
-        let reader = kept.chain(zeros);
+        let reader = stream_reader(kept).chain(zeros);
         let opts = PutOptions {
             if_generation: Some(attr.generation),
             ..PutOptions::default()

@@ -11,18 +11,15 @@ use futures::stream::BoxStream;
 use nokv_object::{read_range, read_stream};
 use nokv_types::{Attr, Body, Result};
 
-use crate::blocking::blocking;
-use crate::client::{parse, Client};
+use nokv_meta::{MetaOp, MetaReply};
+
+use crate::client::{expect_reply, Client};
 
 impl Client {
     /// Attributes and manifest of the current generation of `path`.
     pub async fn body(&self, path: &str) -> Result<(Attr, Body)> {
-        let (path, vol) = (parse(path)?, self.volume());
-        blocking(move || {
-            let attr = vol.resolve(&path, true)?;
-            vol.body(attr.ino).map_err(|e| nokv_meta::at_path(e, &path))
-        })
-        .await
+        let reply = self.call(MetaOp::Body { path: path.into() }).await?;
+        expect_reply!(reply, "body", MetaReply::Body { attr, body } => (attr, body))
     }
 
     /// The whole file as a stream of verified chunks (the whole-body

@@ -81,6 +81,77 @@ impl Committer {
         self.state.lock().version
     }
 
+    /// Runs `fs` in order, each as its own command with its own result
+    /// (a failing one does not stop the others), queued together so they
+    /// share groups (and fsyncs) instead of committing one by one.
+    pub fn run_many<T, F>(&self, engine: &Engine, fs: Vec<F>) -> Vec<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Txn<'_>) -> Result<T> + Send + 'static,
+    {
+        let mut slots = Vec::with_capacity(fs.len());
+        let mut tickets = Vec::with_capacity(fs.len());
+        for f in fs {
+            let slot: Arc<Mutex<Option<Result<T>>>> = Arc::new(Mutex::new(None));
+            let out = slot.clone();
+            let run: TxnFn = Box::new(move |txn| {
+                let result = f(txn);
+                let ok = result.is_ok();
+                *out.lock() = Some(result);
+                ok
+            });
+            slots.push(slot);
+            tickets.push(Arc::new(Ticket {
+                run: Mutex::new(Some(run)),
+                done: Mutex::new(None),
+            }));
+        }
+        if let Some(last) = tickets.last().cloned() {
+            let mut queue = self.queue.lock();
+            queue.pending.extend(tickets.iter().cloned());
+            self.wait_for(engine, &last, queue);
+        }
+        tickets
+            .iter()
+            .zip(slots)
+            .map(|(ticket, slot)| {
+                let group = ticket.done.lock().take().unwrap_or_else(|| {
+                    Err(Error::Metadata("commit finished without a result".into()))
+                });
+                group?;
+                let result = slot.lock().take();
+                result.unwrap_or_else(|| Err(Error::Metadata("command produced no result".into())))
+            })
+            .collect()
+    }
+
+    /// Waits until `ticket` is done, leading groups whenever no one else
+    /// does. Tickets are processed in queue order.
+    fn wait_for<'q>(
+        &'q self,
+        engine: &Engine,
+        ticket: &Arc<Ticket>,
+        mut queue: parking_lot::MutexGuard<'q, Queue>,
+    ) {
+        loop {
+            if ticket.done.lock().is_some() {
+                return;
+            }
+            if !queue.leader {
+                queue.leader = true;
+                let take = queue.pending.len().min(MAX_GROUP);
+                let group: Vec<Arc<Ticket>> = queue.pending.drain(..take).collect();
+                drop(queue);
+                self.lead(engine, group);
+                queue = self.queue.lock();
+                queue.leader = false;
+                self.wake.notify_all();
+                continue;
+            }
+            self.wake.wait(&mut queue);
+        }
+    }
+
     /// Runs `f` at its turn and commits what it wrote. `f` returning an
     /// error means its predicates failed (or it refused): nothing it
     /// wrote is applied and the error is returned.
@@ -104,24 +175,7 @@ impl Committer {
 
         let mut queue = self.queue.lock();
         queue.pending.push(ticket.clone());
-        loop {
-            if ticket.done.lock().is_some() {
-                break;
-            }
-            if !queue.leader {
-                queue.leader = true;
-                let take = queue.pending.len().min(MAX_GROUP);
-                let group: Vec<Arc<Ticket>> = queue.pending.drain(..take).collect();
-                drop(queue);
-                self.lead(engine, group);
-                queue = self.queue.lock();
-                queue.leader = false;
-                self.wake.notify_all();
-                continue;
-            }
-            self.wake.wait(&mut queue);
-        }
-        drop(queue);
+        self.wait_for(engine, &ticket, queue);
 
         let group_result = ticket
             .done

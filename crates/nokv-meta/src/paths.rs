@@ -1,16 +1,20 @@
-//! Path-level operations: resolve, then run the inode-level command.
-//! The SDK, the CLI and (later) the server call these, so a path
-//! operation is one call into the metadata layer wherever it runs.
+//! Path-level operations, each resolved and applied inside ONE command:
+//! the path walk reads through the command's view (`Txn` is a
+//! `Source`), so resolution and change are linearizable together, and a
+//! batch of path ops sees the effects of the ops before it.
 //!
-//! Resolution of the parent happens before the command; the command
-//! itself re-checks that the parent is still a directory, so a
-//! concurrent change can make an operation fail, never corrupt.
+//! The SDK, the CLI and the server all come here (through `ops`), so a
+//! path operation is one call into the metadata layer wherever it runs.
 
-use nokv_types::{Attr, Error, FileKind, NokvPath, Result, SetAttr};
+use nokv_types::{Attr, Body, Error, FileKind, NokvPath, Result, SetAttr};
 
+use crate::command::Txn;
 use crate::namespace::create::Owner;
 use crate::namespace::list::{DirEntryPlus, DirPage};
 use crate::namespace::rename::RenameMode;
+use crate::namespace::{self};
+use crate::publish::{PublishOutcome, PublishRequest};
+use crate::resolve::{resolve, resolve_parent};
 use crate::volume::Volume;
 
 /// Rewrites the subject of a semantic error to the full path the user
@@ -36,6 +40,125 @@ pub fn at_path(err: Error, path: &NokvPath) -> Error {
     }
 }
 
+// ---- command bodies: run inside a Txn ----
+
+pub(crate) fn mkdir_in(
+    txn: &mut Txn<'_>,
+    path: &NokvPath,
+    owner: Owner,
+    parents: bool,
+) -> Result<Attr> {
+    if !parents {
+        let (parent, name) = resolve_parent(txn, path)?;
+        return namespace::create::mkdir(txn, parent, &name, owner).map_err(|e| at_path(e, path));
+    }
+    // mkdir -p in one command: all missing directories appear together.
+    let mut cur = NokvPath::root();
+    let mut attr = resolve(txn, &cur, true)?;
+    for name in path.components() {
+        cur = cur.join(name)?;
+        attr = match resolve(txn, &cur, true) {
+            Ok(a) if a.kind == FileKind::Dir => a,
+            Ok(_) => return Err(Error::NotADirectory(cur.to_string())),
+            Err(Error::NotFound(_)) => namespace::create::mkdir(txn, attr.ino, name, owner)
+                .map_err(|e| at_path(e, &cur))?,
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(attr)
+}
+
+pub(crate) fn create_in(
+    txn: &mut Txn<'_>,
+    path: &NokvPath,
+    owner: Owner,
+    exclusive: bool,
+) -> Result<Attr> {
+    let (parent, name) = resolve_parent(txn, path)?;
+    namespace::create::create(txn, parent, &name, owner, exclusive).map_err(|e| at_path(e, path))
+}
+
+pub(crate) fn symlink_in(
+    txn: &mut Txn<'_>,
+    path: &NokvPath,
+    target: &[u8],
+    owner: Owner,
+) -> Result<Attr> {
+    let (parent, name) = resolve_parent(txn, path)?;
+    namespace::create::symlink(txn, parent, &name, target, owner).map_err(|e| at_path(e, path))
+}
+
+pub(crate) fn link_in(txn: &mut Txn<'_>, existing: &NokvPath, new: &NokvPath) -> Result<Attr> {
+    let src = resolve(txn, existing, false)?;
+    let (parent, name) = resolve_parent(txn, new)?;
+    namespace::create::link(txn, src.ino, parent, &name).map_err(|e| at_path(e, new))
+}
+
+pub(crate) fn unlink_in(txn: &mut Txn<'_>, path: &NokvPath, block_size: u32) -> Result<()> {
+    let (parent, name) = resolve_parent(txn, path)?;
+    namespace::remove::unlink(txn, parent, &name, block_size).map_err(|e| at_path(e, path))
+}
+
+pub(crate) fn rmdir_in(txn: &mut Txn<'_>, path: &NokvPath) -> Result<()> {
+    let (parent, name) = resolve_parent(txn, path)?;
+    namespace::remove::rmdir(txn, parent, &name).map_err(|e| at_path(e, path))
+}
+
+pub(crate) fn rename_in(
+    txn: &mut Txn<'_>,
+    src: &NokvPath,
+    dst: &NokvPath,
+    mode: RenameMode,
+    block_size: u32,
+) -> Result<()> {
+    let (src_parent, src_name) = resolve_parent(txn, src)?;
+    let (dst_parent, dst_name) = resolve_parent(txn, dst)?;
+    namespace::rename::rename(
+        txn, src_parent, &src_name, dst_parent, &dst_name, mode, block_size,
+    )
+    .map_err(|e| match e {
+        Error::NotFound(_) => Error::NotFound(src.to_string()),
+        Error::IntoOwnSubtree { .. } => Error::IntoOwnSubtree {
+            src: src.to_string(),
+            dst: dst.to_string(),
+        },
+        other => at_path(other, dst),
+    })
+}
+
+pub(crate) fn setattr_in(
+    txn: &mut Txn<'_>,
+    path: &NokvPath,
+    change: &SetAttr,
+    block_size: u32,
+) -> Result<Attr> {
+    let attr = resolve(txn, path, true)?;
+    namespace::attr::setattr(txn, attr.ino, change, block_size).map_err(|e| at_path(e, path))
+}
+
+pub(crate) fn publish_in(
+    txn: &mut Txn<'_>,
+    path: &NokvPath,
+    body: Body,
+    upload: u64,
+    if_generation: Option<u64>,
+    owner: Owner,
+    block_size: u32,
+) -> Result<PublishOutcome> {
+    let (parent, name) = resolve_parent(txn, path)?;
+    let req = PublishRequest {
+        parent,
+        name,
+        body,
+        upload,
+        if_generation,
+        owner,
+    };
+    crate::publish::publish(txn, req, block_size).map_err(|e| at_path(e, path))
+}
+
+// ---- the public, one-call-per-operation API ----
+
 impl Volume {
     /// stat (`follow`) or lstat of a path.
     pub fn stat_path(&self, path: &NokvPath, follow: bool) -> Result<Attr> {
@@ -43,46 +166,20 @@ impl Volume {
     }
 
     /// mkdir, or with `parents` mkdir -p (existing directories are fine,
-    /// symlinks to directories are followed).
+    /// symlinks to directories are followed; one command either way).
     pub fn mkdir_path(&self, path: &NokvPath, owner: Owner, parents: bool) -> Result<Attr> {
-        if !parents {
-            let (parent, name) = self.resolve_parent(path)?;
-            return self
-                .mkdir(parent, &name, owner)
-                .map_err(|e| at_path(e, path));
-        }
-        let mut cur = NokvPath::root();
-        let mut attr = self.resolve(&cur, true)?;
-        for name in path.components() {
-            cur = cur.join(name)?;
-            attr = match self.resolve(&cur, true) {
-                Ok(a) if a.kind == FileKind::Dir => a,
-                Ok(_) => return Err(Error::NotADirectory(cur.to_string())),
-                Err(Error::NotFound(_)) => match self.mkdir(attr.ino, name, owner) {
-                    Ok(a) => a,
-                    // Lost a race with another mkdir: theirs is as good.
-                    Err(Error::Exists(_)) => self.resolve(&cur, true)?,
-                    Err(e) => return Err(at_path(e, &cur)),
-                },
-                Err(e) => return Err(e),
-            };
-            if attr.kind != FileKind::Dir {
-                return Err(Error::NotADirectory(cur.to_string()));
-            }
-        }
-        Ok(attr)
+        let p = path.clone();
+        self.commit(move |txn, _| mkdir_in(txn, &p, owner, parents))
     }
 
     pub fn create_path(&self, path: &NokvPath, owner: Owner, exclusive: bool) -> Result<Attr> {
-        let (parent, name) = self.resolve_parent(path)?;
-        self.create(parent, &name, owner, exclusive)
-            .map_err(|e| at_path(e, path))
+        let p = path.clone();
+        self.commit(move |txn, _| create_in(txn, &p, owner, exclusive))
     }
 
     pub fn symlink_path(&self, path: &NokvPath, target: &[u8], owner: Owner) -> Result<Attr> {
-        let (parent, name) = self.resolve_parent(path)?;
-        self.symlink(parent, &name, target, owner)
-            .map_err(|e| at_path(e, path))
+        let (p, target) = (path.clone(), target.to_vec());
+        self.commit(move |txn, _| symlink_in(txn, &p, &target, owner))
     }
 
     pub fn readlink_path(&self, path: &NokvPath) -> Result<Vec<u8>> {
@@ -92,22 +189,20 @@ impl Volume {
 
     /// Hard link: `new` becomes another name of `existing`.
     pub fn link_path(&self, existing: &NokvPath, new: &NokvPath) -> Result<Attr> {
-        let src = self.resolve(existing, false)?;
-        let (parent, name) = self.resolve_parent(new)?;
-        self.link(src.ino, parent, &name)
-            .map_err(|e| at_path(e, new))
+        let (a, b) = (existing.clone(), new.clone());
+        self.commit(move |txn, _| link_in(txn, &a, &b))
     }
 
     /// Removes a non-directory.
     pub fn unlink_path(&self, path: &NokvPath) -> Result<()> {
-        let (parent, name) = self.resolve_parent(path)?;
-        self.unlink(parent, &name).map_err(|e| at_path(e, path))
+        let p = path.clone();
+        self.commit(move |txn, bs| unlink_in(txn, &p, bs))
     }
 
     /// Removes an empty directory.
     pub fn rmdir_path(&self, path: &NokvPath) -> Result<()> {
-        let (parent, name) = self.resolve_parent(path)?;
-        self.rmdir(parent, &name).map_err(|e| at_path(e, path))
+        let p = path.clone();
+        self.commit(move |txn, _| rmdir_in(txn, &p))
     }
 
     /// Removes `path` and everything below it, depth first, one command
@@ -143,22 +238,27 @@ impl Volume {
 
     /// rename(2) on paths: `dst` is the exact new name (like `mv -T`).
     pub fn rename_path(&self, src: &NokvPath, dst: &NokvPath, mode: RenameMode) -> Result<()> {
-        let (src_parent, src_name) = self.resolve_parent(src)?;
-        let (dst_parent, dst_name) = self.resolve_parent(dst)?;
-        self.rename(src_parent, &src_name, dst_parent, &dst_name, mode)
-            .map_err(|e| match e {
-                Error::NotFound(_) => Error::NotFound(src.to_string()),
-                Error::IntoOwnSubtree { .. } => Error::IntoOwnSubtree {
-                    src: src.to_string(),
-                    dst: dst.to_string(),
-                },
-                other => at_path(other, dst),
-            })
+        let (a, b) = (src.clone(), dst.clone());
+        self.commit(move |txn, bs| rename_in(txn, &a, &b, mode, bs))
     }
 
     pub fn setattr_path(&self, path: &NokvPath, change: SetAttr) -> Result<Attr> {
-        let attr = self.resolve(path, true)?;
-        self.setattr(attr.ino, change).map_err(|e| at_path(e, path))
+        let p = path.clone();
+        self.commit(move |txn, bs| setattr_in(txn, &p, &change, bs))
+    }
+
+    /// Publishes `body` (uploaded under `upload`) as the content of
+    /// `path` (see `publish`).
+    pub fn publish_path(
+        &self,
+        path: &NokvPath,
+        body: Body,
+        upload: u64,
+        if_generation: Option<u64>,
+        owner: Owner,
+    ) -> Result<PublishOutcome> {
+        let p = path.clone();
+        self.commit(move |txn, bs| publish_in(txn, &p, body, upload, if_generation, owner, bs))
     }
 
     /// One page of a directory listing with attributes.

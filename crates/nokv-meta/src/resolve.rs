@@ -74,3 +74,18 @@ pub(crate) fn resolve(src: &dyn Source, path: &NokvPath, follow_last: bool) -> R
     }
     Ok(current)
 }
+
+/// The directory a new name at `path` goes into, and the name.
+pub(crate) fn resolve_parent(src: &dyn Source, path: &NokvPath) -> Result<(u64, Vec<u8>)> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::InvalidPath {
+            path: path.to_string(),
+            reason: "the volume root has no parent",
+        });
+    };
+    let dir = resolve(src, &parent, true)?;
+    if dir.kind != FileKind::Dir {
+        return Err(Error::NotADirectory(parent.to_string()));
+    }
+    Ok((dir.ino, name.to_vec()))
+}

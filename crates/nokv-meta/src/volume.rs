@@ -252,7 +252,21 @@ impl Volume {
         self.inner.engine.checkpoint()
     }
 
-    fn commit<T, F>(&self, f: F) -> Result<T>
+    /// Runs `fs` as separate commands, in order, sharing group commits.
+    pub(crate) fn commit_many<T, F>(&self, fs: Vec<F>) -> Vec<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Txn<'_>, u32) -> Result<T> + Send + 'static,
+    {
+        let block_size = self.block_size();
+        let fs: Vec<_> = fs
+            .into_iter()
+            .map(|f| move |txn: &mut Txn<'_>| f(txn, block_size))
+            .collect();
+        self.inner.committer.run_many(&self.inner.engine, fs)
+    }
+
+    pub(crate) fn commit<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Txn<'_>, u32) -> Result<T> + Send + 'static,
@@ -333,17 +347,7 @@ impl Volume {
 
     /// The directory a new name at `path` goes into, and the name.
     pub fn resolve_parent(&self, path: &NokvPath) -> Result<(u64, Vec<u8>)> {
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(Error::InvalidPath {
-                path: path.to_string(),
-                reason: "the volume root has no parent",
-            });
-        };
-        let dir = self.resolve(&parent, true)?;
-        if dir.kind != FileKind::Dir {
-            return Err(Error::NotADirectory(parent.to_string()));
-        }
-        Ok((dir.ino, name.to_vec()))
+        resolve::resolve_parent(self.src(), path)
     }
 
     // ---- changes (inode level); each is one MetadataCommand ----

@@ -11,7 +11,7 @@ use crate::keys;
 use crate::records::{encode, EntryRecord, InodeRecord};
 
 /// Ownership and permissions of a new inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
     pub mode: u32,
     pub uid: u32,

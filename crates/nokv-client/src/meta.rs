@@ -1,0 +1,52 @@
+//! Where the client's metadata operations go: an embedded volume in this
+//! process, or (with the server) a remote one. Either way the client
+//! sends the same `MetaOp`s and gets the same `MetaReply`s; the
+//! semantics run in `nokv_meta::execute` in both cases.
+
+use nokv_meta::{MetaOp, MetaReply, Volume};
+use nokv_types::Result;
+
+use crate::blocking::blocking;
+
+#[derive(Clone)]
+pub(crate) enum Meta {
+    Embedded(Volume),
+}
+
+impl Meta {
+    /// Runs one op.
+    pub async fn call(&self, op: MetaOp) -> Result<MetaReply> {
+        match self {
+            Meta::Embedded(vol) => {
+                if op.is_read() {
+                    // Reads never wait on a commit: no need for a thread hop.
+                    nokv_meta::execute(vol, op)
+                } else {
+                    let vol = vol.clone();
+                    blocking(move || nokv_meta::execute(&vol, op)).await
+                }
+            }
+        }
+    }
+
+    /// Runs ops in order, each with its own result (not atomic).
+    pub async fn batch(&self, ops: Vec<MetaOp>) -> Vec<Result<MetaReply>> {
+        match self {
+            Meta::Embedded(vol) => {
+                let vol = vol.clone();
+                let n = ops.len();
+                match blocking(move || {
+                    Ok(ops
+                        .into_iter()
+                        .map(|op| nokv_meta::execute(&vol, op))
+                        .collect::<Vec<_>>())
+                })
+                .await
+                {
+                    Ok(results) => results,
+                    Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+                }
+            }
+        }
+    }
+}

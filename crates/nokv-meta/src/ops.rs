@@ -1,0 +1,332 @@
+//! Every metadata operation a front door can ask for, as data.
+//!
+//! `MetaOp` is what travels: the embedded client hands it to
+//! [`execute`] in-process, the server receives it over RPC and hands it
+//! to the same [`execute`]. So the embedded and remote paths run the
+//! same semantic code, and the transport only moves ops and replies.
+//! Path-level ops resolve their paths here, server-side: one round trip.
+
+use nokv_types::{Attr, Body, Error, NokvPath, Result, SetAttr};
+use serde::{Deserialize, Serialize};
+
+use crate::command::Txn;
+use crate::gcq::{GcEntry, GcId};
+use crate::namespace::create::Owner;
+use crate::namespace::list::{DirEntryPlus, DirPage};
+use crate::namespace::rename::RenameMode;
+use crate::paths;
+use crate::publish::PublishOutcome;
+use crate::records::StagingRecord;
+use crate::volume::{Volume, VolumeInfo};
+
+/// One metadata operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaOp {
+    Info,
+    /// stat (`follow`) or lstat.
+    Stat {
+        path: String,
+        follow: bool,
+    },
+    /// One page of a listing with attributes.
+    List {
+        path: String,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    },
+    Mkdir {
+        path: String,
+        owner: Owner,
+        parents: bool,
+    },
+    Create {
+        path: String,
+        owner: Owner,
+        exclusive: bool,
+    },
+    Symlink {
+        path: String,
+        target: Vec<u8>,
+        owner: Owner,
+    },
+    Readlink {
+        path: String,
+    },
+    Link {
+        existing: String,
+        new: String,
+    },
+    Unlink {
+        path: String,
+    },
+    Rmdir {
+        path: String,
+    },
+    RemoveTree {
+        path: String,
+    },
+    Rename {
+        src: String,
+        dst: String,
+        replace: bool,
+    },
+    SetAttr {
+        path: String,
+        change: SetAttr,
+    },
+    /// Attributes and manifest of a file's current generation.
+    Body {
+        path: String,
+    },
+    BeginUpload {
+        deadline: i64,
+    },
+    FinishUpload {
+        upload: u64,
+    },
+    Publish {
+        path: String,
+        body: Body,
+        upload: u64,
+        if_generation: Option<u64>,
+        owner: Owner,
+    },
+    ExpiredUploads {
+        now: i64,
+        limit: u32,
+    },
+    GcQueue {
+        limit: u32,
+    },
+    GcDone {
+        ids: Vec<GcId>,
+    },
+    Checkpoint,
+}
+
+/// The successful result of a [`MetaOp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaReply {
+    Info(VolumeInfo),
+    Attr(Attr),
+    Page(DirPage<DirEntryPlus>),
+    Target(Vec<u8>),
+    Done,
+    Count(u64),
+    Body { attr: Attr, body: Body },
+    Upload(u64),
+    Published(PublishOutcome),
+    Staged(Vec<StagingRecord>),
+    Gc(Vec<GcEntry>),
+}
+
+impl MetaOp {
+    /// True for ops that change nothing (they never wait for a commit).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            MetaOp::Info
+                | MetaOp::Stat { .. }
+                | MetaOp::List { .. }
+                | MetaOp::Readlink { .. }
+                | MetaOp::Body { .. }
+                | MetaOp::ExpiredUploads { .. }
+                | MetaOp::GcQueue { .. }
+        )
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetaOp::Info => "info",
+            MetaOp::Stat { .. } => "stat",
+            MetaOp::List { .. } => "list",
+            MetaOp::Mkdir { .. } => "mkdir",
+            MetaOp::Create { .. } => "create",
+            MetaOp::Symlink { .. } => "symlink",
+            MetaOp::Readlink { .. } => "readlink",
+            MetaOp::Link { .. } => "link",
+            MetaOp::Unlink { .. } => "unlink",
+            MetaOp::Rmdir { .. } => "rmdir",
+            MetaOp::RemoveTree { .. } => "remove_tree",
+            MetaOp::Rename { .. } => "rename",
+            MetaOp::SetAttr { .. } => "setattr",
+            MetaOp::Body { .. } => "body",
+            MetaOp::BeginUpload { .. } => "begin_upload",
+            MetaOp::FinishUpload { .. } => "finish_upload",
+            MetaOp::Publish { .. } => "publish",
+            MetaOp::ExpiredUploads { .. } => "expired_uploads",
+            MetaOp::GcQueue { .. } => "gc_queue",
+            MetaOp::GcDone { .. } => "gc_done",
+            MetaOp::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+/// Largest listing page one op may ask for.
+pub const MAX_PAGE: u32 = 16_384;
+
+fn path(p: &str) -> Result<NokvPath> {
+    NokvPath::parse(p)
+}
+
+/// Runs one op against the volume. Blocking: changes may wait for an
+/// fsync (run it off async executors).
+pub fn execute(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
+    match op {
+        MetaOp::RemoveTree { path: p } => {
+            let p = path(&p)?;
+            if p.is_root() {
+                return Err(Error::InvalidArgument(
+                    "refusing to remove the volume root".into(),
+                ));
+            }
+            Ok(MetaReply::Count(vol.remove_tree(&p)?))
+        }
+        MetaOp::Checkpoint => {
+            vol.checkpoint()?;
+            Ok(MetaReply::Done)
+        }
+        op if op.is_read() => read(vol, op),
+        op => vol.commit(move |txn, bs| write_in(txn, op, bs)),
+    }
+}
+
+/// Runs `ops` in order, each with its own result (not atomic: a failed
+/// op does not undo or stop the others). Consecutive changes are queued
+/// together so they share group commits: a batch of N creates costs a
+/// few fsyncs, not N. Each op sees the effects of the ops before it.
+pub fn execute_batch(vol: &Volume, ops: Vec<MetaOp>) -> Vec<Result<MetaReply>> {
+    let mut out = Vec::with_capacity(ops.len());
+    let mut pending: Vec<MetaOp> = Vec::new();
+    let flush = |pending: &mut Vec<MetaOp>, out: &mut Vec<Result<MetaReply>>| {
+        if pending.is_empty() {
+            return;
+        }
+        let fs: Vec<_> = pending
+            .drain(..)
+            .map(|op| move |txn: &mut Txn<'_>, bs: u32| write_in(txn, op, bs))
+            .collect();
+        out.extend(vol.commit_many(fs));
+    };
+    for op in ops {
+        let single = op.is_read() || matches!(op, MetaOp::RemoveTree { .. } | MetaOp::Checkpoint);
+        if single {
+            flush(&mut pending, &mut out);
+            out.push(execute(vol, op));
+        } else {
+            pending.push(op);
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
+fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
+    Ok(match op {
+        MetaOp::Info => MetaReply::Info(vol.info()),
+        MetaOp::Stat { path: p, follow } => MetaReply::Attr(vol.stat_path(&path(&p)?, follow)?),
+        MetaOp::List {
+            path: p,
+            after,
+            limit,
+        } => {
+            if limit == 0 || limit > MAX_PAGE {
+                return Err(Error::InvalidArgument(format!(
+                    "page size {limit} is outside 1..={MAX_PAGE}"
+                )));
+            }
+            MetaReply::Page(vol.list_path(&path(&p)?, after.as_deref(), limit as usize)?)
+        }
+        MetaOp::Readlink { path: p } => MetaReply::Target(vol.readlink_path(&path(&p)?)?),
+        MetaOp::Body { path: p } => {
+            let p = path(&p)?;
+            let attr = vol.resolve(&p, true)?;
+            let (attr, body) = vol.body(attr.ino).map_err(|e| crate::at_path(e, &p))?;
+            MetaReply::Body { attr, body }
+        }
+        MetaOp::ExpiredUploads { now, limit } => {
+            MetaReply::Staged(vol.expired_uploads(now, limit as usize)?)
+        }
+        MetaOp::GcQueue { limit } => MetaReply::Gc(vol.gc_queue(limit.min(MAX_PAGE) as usize)?),
+        other => return Err(Error::Metadata(format!("{} is not a read", other.name()))),
+    })
+}
+
+/// One changing op as the body of one command.
+fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
+    Ok(match op {
+        MetaOp::Mkdir {
+            path: p,
+            owner,
+            parents,
+        } => MetaReply::Attr(paths::mkdir_in(txn, &path(&p)?, owner, parents)?),
+        MetaOp::Create {
+            path: p,
+            owner,
+            exclusive,
+        } => MetaReply::Attr(paths::create_in(txn, &path(&p)?, owner, exclusive)?),
+        MetaOp::Symlink {
+            path: p,
+            target,
+            owner,
+        } => MetaReply::Attr(paths::symlink_in(txn, &path(&p)?, &target, owner)?),
+        MetaOp::Link { existing, new } => {
+            MetaReply::Attr(paths::link_in(txn, &path(&existing)?, &path(&new)?)?)
+        }
+        MetaOp::Unlink { path: p } => {
+            paths::unlink_in(txn, &path(&p)?, bs)?;
+            MetaReply::Done
+        }
+        MetaOp::Rmdir { path: p } => {
+            paths::rmdir_in(txn, &path(&p)?)?;
+            MetaReply::Done
+        }
+        MetaOp::Rename { src, dst, replace } => {
+            let mode = if replace {
+                RenameMode::Replace
+            } else {
+                RenameMode::NoReplace
+            };
+            paths::rename_in(txn, &path(&src)?, &path(&dst)?, mode, bs)?;
+            MetaReply::Done
+        }
+        MetaOp::SetAttr { path: p, change } => {
+            MetaReply::Attr(paths::setattr_in(txn, &path(&p)?, &change, bs)?)
+        }
+        MetaOp::BeginUpload { deadline } => {
+            MetaReply::Upload(crate::publish::begin_upload(txn, deadline)?)
+        }
+        MetaOp::FinishUpload { upload } => {
+            crate::publish::finish_upload(txn, upload)?;
+            MetaReply::Done
+        }
+        MetaOp::Publish {
+            path: p,
+            body,
+            upload,
+            if_generation,
+            owner,
+        } => MetaReply::Published(paths::publish_in(
+            txn,
+            &path(&p)?,
+            body,
+            upload,
+            if_generation,
+            owner,
+            bs,
+        )?),
+        MetaOp::GcDone { ids } => {
+            for id in &ids {
+                txn.delete(crate::keys::gc(id.commit_version, id.seq));
+            }
+            MetaReply::Done
+        }
+        other => return Err(Error::Metadata(format!("{} is not a change", other.name()))),
+    })
+}
+
+/// A reply of the wrong kind for its op: a bug or a confused peer.
+pub fn unexpected(op: &str, reply: &MetaReply) -> Error {
+    Error::Metadata(format!("unexpected reply to {op}: {reply:?}"))
+}
