@@ -26,7 +26,7 @@ pub struct Global {
     /// Volume home directory [default: ~/.nokv]
     #[arg(long, env = "NOKV_HOME", global = true)]
     pub home: Option<PathBuf>,
-    /// sync: an acknowledged change survives power loss; async: fsync is batched
+    /// sync: an acknowledged change survives a crash or power loss; async: faster, but a crash may lose the last changes
     #[arg(long, value_enum, env = "NOKV_DURABILITY", default_value_t = DurabilityArg::Sync, global = true)]
     pub durability: DurabilityArg,
     #[command(flatten)]

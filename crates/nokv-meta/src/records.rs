@@ -134,14 +134,29 @@ pub struct Superblock {
     pub created: Timestamp,
 }
 
+/// Smallest value written to holt. holt 0.9.2 splits a full blob frame
+/// when it runs out of bytes, but not when it runs out of its 10240 node
+/// slots: a dense run of records with values under ~16 bytes (e.g. the
+/// inode back-pointers of files with short names) exhausts the slots
+/// first and every further write fails ("blob slot table exhausted").
+/// Padding keeps every leaf large enough that bytes run out first.
+/// Decoders ignore the padding (postcard stops at the end of the value).
+const MIN_VALUE_BYTES: usize = 24;
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| Error::Metadata(format!("encode: {e}")))
+    let mut bytes =
+        postcard::to_stdvec(value).map_err(|e| Error::Metadata(format!("encode: {e}")))?;
+    if bytes.len() < MIN_VALUE_BYTES {
+        bytes.resize(MIN_VALUE_BYTES, 0);
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Corrupt(format!("{what} record: {e}")))
 }
 
+/// Counters are a handful of keys; they need no padding.
 pub(crate) fn encode_u64(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
@@ -188,6 +203,17 @@ mod tests {
         let bytes = encode(&e).unwrap();
         assert!(bytes.len() < 80, "{} bytes", bytes.len());
         assert_eq!(decode::<EntryRecord>("entry", &bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn short_records_are_padded_and_still_decode() {
+        let r = InodeRecord::At {
+            parent: 2,
+            name: b"f".to_vec(),
+        };
+        let bytes = encode(&r).unwrap();
+        assert_eq!(bytes.len(), MIN_VALUE_BYTES);
+        assert_eq!(decode::<InodeRecord>("inode", &bytes).unwrap(), r);
     }
 
     proptest! {
