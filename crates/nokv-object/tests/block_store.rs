@@ -1,6 +1,7 @@
-//! Block store behaviour against the real local-directory backend and
-//! the in-memory backend. Every test that does not need the filesystem
-//! runs once per backend via `backends()`.
+//! Block store behaviour against the real local-directory backend, a
+//! real Garage S3 server (started by scripts/test.sh) and the in-memory
+//! backend. Every test that does not need the filesystem runs once per
+//! backend via `backends()`.
 
 use std::io;
 use std::path::PathBuf;
@@ -59,8 +60,27 @@ fn backends() -> Vec<Backend> {
         },
     )
     .expect("open memory store");
+    let garage = {
+        let s3 = nokv_testkit::S3Env::shared();
+        let prefix = format!("object-tests-{}/", uuid::Uuid::new_v4());
+        BlockStore::open(
+            &s3.location(&prefix),
+            &s3.credentials(),
+            BlockStoreOptions {
+                concurrency: 4,
+                ..Default::default()
+            },
+        )
+        .expect("open garage store")
+    };
     vec![
         local_backend(),
+        Backend {
+            name: "garage",
+            store: garage,
+            root: None,
+            _dir: None,
+        },
         Backend {
             name: "memory",
             store: memory,
