@@ -39,8 +39,9 @@ pub(crate) async fn update(mut hasher: blake3::Hasher, data: Bytes) -> Result<bl
     .map_err(join_error)
 }
 
-/// Both the block's own digest and the whole-body update in one trip to
-/// the blocking pool (the upload path needs both for every block).
+/// Both the block's own digest and the whole-body update (the upload
+/// path needs both for every block). For big blocks the two run on two
+/// blocking threads at once: hashing is the serial part of an upload.
 pub(crate) async fn digest_and_update(
     mut hasher: blake3::Hasher,
     data: Bytes,
@@ -49,10 +50,6 @@ pub(crate) async fn digest_and_update(
         hasher.update(&data);
         return Ok((*blake3::hash(&data).as_bytes(), hasher));
     }
-    tokio::task::spawn_blocking(move || {
-        hasher.update(&data);
-        (*blake3::hash(&data).as_bytes(), hasher)
-    })
-    .await
-    .map_err(join_error)
+    let (block, body) = tokio::join!(digest(data.clone()), update(hasher, data));
+    Ok((block?, body?))
 }
