@@ -32,4 +32,4 @@ pub use paths::at_path;
 pub use publish::{PublishOutcome, PublishRequest};
 pub use records::{StagingRecord, FORMAT_VERSION};
 pub use resolve::MAX_SYMLINK_HOPS;
-pub use volume::{volume_exists, InitOptions, OpenOptions, Volume, VolumeInfo};
+pub use volume::{volume_exists, volume_token, InitOptions, OpenOptions, Volume, VolumeInfo};

@@ -3,11 +3,14 @@
 //! A second open fails at once with a message naming the holder
 //! (its pid and command line, written into the lock file), instead of
 //! waiting. The lock is an `flock(2)` on `<home>/LOCK`, so it is released
-//! by the kernel when the holder exits, however it exits.
+//! by the kernel when the holder exits, however it exits. The holder
+//! may replace its description (the metadata server writes its URL, so
+//! an embedded open names the server to use instead).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use nokv_types::{Error, Result};
@@ -17,7 +20,7 @@ const LOCK_FILE: &str = "LOCK";
 /// Holds the volume lock until dropped.
 #[derive(Debug)]
 pub(crate) struct VolumeLock {
-    _file: File,
+    file: File,
 }
 
 fn holder_description() -> String {
@@ -65,6 +68,14 @@ impl VolumeLock {
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(holder_description().as_bytes())?;
-        Ok(VolumeLock { _file: file })
+        Ok(VolumeLock { file })
+    }
+
+    /// Replaces the holder description a second opener sees.
+    pub fn describe(&self, text: &str) -> Result<()> {
+        let text = format!("{text} [{}]", holder_description());
+        self.file.set_len(0)?;
+        self.file.write_all_at(text.as_bytes(), 0)?;
+        Ok(())
     }
 }

@@ -5,7 +5,10 @@
 //! - `NOKV_VOLUME`: a small JSON marker (format version, volume id),
 //!   written last by `init` (tmp + rename), so a half-initialized home
 //!   is never mistaken for a volume;
-//! - `meta/`: the holt tree with all metadata, superblock included.
+//! - `meta/`: the holt tree with all metadata, superblock included;
+//! - `TOKEN`: the metadata server's access token (mode 0600), written
+//!   by `init` (or by the first `serve` of an older volume);
+//! - `LOCK`: the volume lock and a description of its holder.
 //!
 //! Invariants: a volume opens only if its marker and superblock agree
 //! and carry the format version this build reads; only one process
@@ -35,6 +38,7 @@ use crate::records::{decode, encode, InodeRecord, StagingRecord, Superblock, FOR
 use crate::{gcq, publish, resolve};
 
 const MARKER: &str = "NOKV_VOLUME";
+const TOKEN: &str = "TOKEN";
 const META_DIR: &str = "meta";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +115,37 @@ fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
+/// The metadata server token of the volume in `home`: read from
+/// `<home>/TOKEN`, or generated (256 random bits as hex) and written
+/// there with mode 0600 when missing.
+pub fn volume_token(home: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = home.join(TOKEN);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let tmp = home.join(format!("{TOKEN}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(token)
+}
+
 /// True when `home` holds a volume marker.
 pub fn volume_exists(home: &Path) -> bool {
     home.join(MARKER).is_file()
@@ -140,6 +175,7 @@ impl Volume {
             std::fs::remove_dir_all(&meta)?;
         }
         std::fs::create_dir_all(&meta)?;
+        volume_token(home)?;
         let engine = Engine::open(&meta, open.durability, open.cache_frames)?;
         let now = now_nanos();
         let superblock = Superblock {
@@ -241,6 +277,17 @@ impl Volume {
             commit_version: self.inner.committer.version(),
             created: sb.created,
         }
+    }
+
+    /// The volume's home directory.
+    pub fn home(&self) -> &Path {
+        &self.inner.home
+    }
+
+    /// Tells later openers who holds the volume (shown in their `Busy`
+    /// error), e.g. "the metadata server at http://…".
+    pub fn set_holder(&self, description: &str) -> Result<()> {
+        self.inner._lock.describe(description)
     }
 
     pub fn block_size(&self) -> u32 {

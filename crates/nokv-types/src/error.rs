@@ -57,6 +57,8 @@ pub enum Error {
     Metadata(String),
     #[error("I/O: {0}")]
     Io(String),
+    #[error("access refused: {0}")]
+    Unauthenticated(String),
 }
 
 impl Error {
@@ -64,7 +66,8 @@ impl Error {
     ///
     /// 1 = the request was refused by namespace semantics (not found,
     /// exists, …); 2 = bad input; 3 = volume problems (missing, format,
-    /// busy); 4 = data integrity; 5 = storage / I/O failures.
+    /// busy, access refused by a server); 4 = data integrity; 5 = storage
+    /// / I/O failures (an unreachable server included).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::NotFound(_)
@@ -79,7 +82,10 @@ impl Error {
             | Error::InvalidPath { .. }
             | Error::InvalidArgument(_)
             | Error::IntoOwnSubtree { .. } => 2,
-            Error::NoVolume(_) | Error::UnsupportedFormat { .. } | Error::Busy(_) => 3,
+            Error::NoVolume(_)
+            | Error::UnsupportedFormat { .. }
+            | Error::Busy(_)
+            | Error::Unauthenticated(_) => 3,
             Error::ChecksumMismatch { .. } | Error::MissingBlock(_) | Error::Corrupt(_) => 4,
             Error::ObjectStore(_) | Error::Metadata(_) | Error::Io(_) => 5,
         }
@@ -103,6 +109,7 @@ impl Error {
             | Error::IntoOwnSubtree { .. } => 22, // EINVAL
             Error::GenerationMismatch { .. } => 116,          // ESTALE
             Error::Busy(_) => 16,                             // EBUSY
+            Error::Unauthenticated(_) => 13,                  // EACCES
             Error::ChecksumMismatch { .. } | Error::Corrupt(_) => 5, // EIO
             Error::NoVolume(_) | Error::UnsupportedFormat { .. } => 19, // ENODEV
             Error::ObjectStore(_) | Error::Metadata(_) | Error::Io(_) => 5,
