@@ -1,0 +1,155 @@
+//! `MetaOp` <-> `pb::Op`.
+
+use nokv_meta::MetaOp;
+use nokv_types::Result;
+
+use crate::pb::{self, op::Op as P};
+use crate::values::*;
+
+/// The wire form of an op.
+pub fn encode_op(op: MetaOp) -> pb::Op {
+    let op = match op {
+        MetaOp::Info => P::Info(pb::InfoOp {}),
+        MetaOp::Stat { path, follow } => P::Stat(pb::StatOp { path, follow }),
+        MetaOp::List { path, after, limit } => P::List(pb::ListOp { path, after, limit }),
+        MetaOp::Mkdir {
+            path,
+            owner,
+            parents,
+        } => P::Mkdir(pb::MkdirOp {
+            path,
+            owner: Some(owner_to(owner)),
+            parents,
+        }),
+        MetaOp::Create {
+            path,
+            owner,
+            exclusive,
+        } => P::Create(pb::CreateOp {
+            path,
+            owner: Some(owner_to(owner)),
+            exclusive,
+        }),
+        MetaOp::Symlink {
+            path,
+            target,
+            owner,
+        } => P::Symlink(pb::SymlinkOp {
+            path,
+            target,
+            owner: Some(owner_to(owner)),
+        }),
+        MetaOp::Readlink { path } => P::Readlink(pb::ReadlinkOp { path }),
+        MetaOp::Link { existing, new } => P::Link(pb::LinkOp {
+            existing,
+            new_path: new,
+        }),
+        MetaOp::Unlink { path } => P::Unlink(pb::UnlinkOp { path }),
+        MetaOp::Rmdir { path } => P::Rmdir(pb::RmdirOp { path }),
+        MetaOp::RemoveTree { path } => P::RemoveTree(pb::RemoveTreeOp { path }),
+        MetaOp::Rename { src, dst, replace } => P::Rename(pb::RenameOp { src, dst, replace }),
+        MetaOp::SetAttr { path, change } => P::SetAttr(pb::SetAttrOp {
+            path,
+            change: Some(setattr_to(change)),
+        }),
+        MetaOp::Body { path } => P::Body(pb::BodyOp { path }),
+        MetaOp::BeginUpload { deadline } => P::BeginUpload(pb::BeginUploadOp { deadline }),
+        MetaOp::FinishUpload { upload } => P::FinishUpload(pb::FinishUploadOp { upload }),
+        MetaOp::Publish {
+            path,
+            body,
+            upload,
+            if_generation,
+            owner,
+        } => P::Publish(pb::PublishOp {
+            path,
+            body: Some(body_to(body)),
+            upload,
+            if_generation,
+            owner: Some(owner_to(owner)),
+        }),
+        MetaOp::ExpiredUploads { now, limit } => {
+            P::ExpiredUploads(pb::ExpiredUploadsOp { now, limit })
+        }
+        MetaOp::GcQueue { limit } => P::GcQueue(pb::GcQueueOp { limit }),
+        MetaOp::GcDone { ids } => P::GcDone(pb::GcDoneOp {
+            ids: ids.into_iter().map(gc_id_to).collect(),
+        }),
+        MetaOp::Checkpoint => P::Checkpoint(pb::CheckpointOp {}),
+    };
+    pb::Op { op: Some(op) }
+}
+
+/// An op from the wire; anything missing or malformed is
+/// `Error::InvalidArgument`.
+pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
+    Ok(match need(op.op, "op")? {
+        P::Info(_) => MetaOp::Info,
+        P::Stat(o) => MetaOp::Stat {
+            path: o.path,
+            follow: o.follow,
+        },
+        P::List(o) => MetaOp::List {
+            path: o.path,
+            after: o.after,
+            limit: o.limit,
+        },
+        P::Mkdir(o) => MetaOp::Mkdir {
+            path: o.path,
+            owner: owner_from(o.owner)?,
+            parents: o.parents,
+        },
+        P::Create(o) => MetaOp::Create {
+            path: o.path,
+            owner: owner_from(o.owner)?,
+            exclusive: o.exclusive,
+        },
+        P::Symlink(o) => MetaOp::Symlink {
+            path: o.path,
+            target: o.target,
+            owner: owner_from(o.owner)?,
+        },
+        P::Readlink(o) => MetaOp::Readlink { path: o.path },
+        P::Link(o) => MetaOp::Link {
+            existing: o.existing,
+            new: o.new_path,
+        },
+        P::Unlink(o) => MetaOp::Unlink { path: o.path },
+        P::Rmdir(o) => MetaOp::Rmdir { path: o.path },
+        P::RemoveTree(o) => MetaOp::RemoveTree { path: o.path },
+        P::Rename(o) => MetaOp::Rename {
+            src: o.src,
+            dst: o.dst,
+            replace: o.replace,
+        },
+        P::SetAttr(o) => MetaOp::SetAttr {
+            path: o.path,
+            change: setattr_from(o.change)?,
+        },
+        P::Body(o) => MetaOp::Body { path: o.path },
+        P::BeginUpload(o) => MetaOp::BeginUpload {
+            deadline: o.deadline,
+        },
+        P::FinishUpload(o) => MetaOp::FinishUpload { upload: o.upload },
+        P::Publish(o) => MetaOp::Publish {
+            path: o.path,
+            body: body_from(o.body)?,
+            upload: o.upload,
+            if_generation: o.if_generation,
+            owner: owner_from(o.owner)?,
+        },
+        P::ExpiredUploads(o) => MetaOp::ExpiredUploads {
+            now: o.now,
+            limit: o.limit,
+        },
+        P::GcQueue(o) => MetaOp::GcQueue { limit: o.limit },
+        P::GcDone(o) => MetaOp::GcDone {
+            ids: o
+                .ids
+                .into_iter()
+                .map(|id| gc_id_from(Some(id)))
+                .collect::<Result<_>>()?,
+        },
+        P::Checkpoint(_) => MetaOp::Checkpoint,
+    })
+}
