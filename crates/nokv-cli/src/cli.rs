@@ -1,5 +1,6 @@
 //! Command-line grammar of `nokv-fs` (clap derive). No behaviour here.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -12,7 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "NoKV keeps metadata in a built-in engine (holt) and file bytes as immutable \
                   blocks in a local directory or an S3-compatible store.\n\n\
                   Every command works on the volume at --home (or $NOKV_HOME, default ~/.nokv), \
-                  opened in this process. Create it first with `nokv-fs init`."
+                  opened in this process; or, with --server (or $NOKV_SERVER), through the \
+                  metadata server `nokv-fs serve` runs on a volume. Create a volume first with \
+                  `nokv-fs init`."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -31,6 +34,19 @@ pub struct Global {
     pub durability: DurabilityArg,
     #[command(flatten)]
     pub s3: S3Credentials,
+    /// Go through the metadata server at URL (`nokv-fs serve` prints it)
+    #[arg(long, env = "NOKV_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// The server's access token (`<home>/TOKEN` on the server's machine)
+    #[arg(long, env = "NOKV_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Global {
+    /// `--server` / `NOKV_SERVER`, an empty value meaning "not set".
+    pub fn server_url(&self) -> Option<&str> {
+        self.server.as_deref().filter(|s| !s.trim().is_empty())
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -140,6 +156,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the volume at --home to many clients (metadata server)
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// gRPC address (port 0: any free port; the address is printed)
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// HTTP address for /healthz, /readyz and /metrics
+    #[arg(long, default_value = "127.0.0.1:7879")]
+    pub http_listen: SocketAddr,
+    /// Do not open the HTTP port
+    #[arg(long)]
+    pub no_http: bool,
+    /// Accept requests without a token (loopback addresses only)
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Largest request message accepted, in bytes
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Most ops one batch request may carry
+    #[arg(long, default_value_t = 10_000)]
+    pub max_batch_ops: usize,
 }
 
 #[derive(Debug, Args)]

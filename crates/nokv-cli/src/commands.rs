@@ -18,7 +18,7 @@ use crate::cli::{Backend, Cli, Command, DurabilityArg, Global, InitArgs, PutArgs
 use crate::output;
 use crate::progress;
 
-fn home_dir(global: &Global) -> Result<PathBuf> {
+pub(crate) fn home_dir(global: &Global) -> Result<PathBuf> {
     if let Some(h) = &global.home {
         return Ok(h.clone());
     }
@@ -48,9 +48,26 @@ fn client_options(global: &Global) -> ClientOptions {
     }
 }
 
-async fn open(global: &Global, opts: ClientOptions) -> Result<Client> {
+/// The volume: through the metadata server with `--server`, else
+/// embedded in this process.
+pub(crate) async fn open(global: &Global, opts: ClientOptions) -> Result<Client> {
+    if let Some(url) = global.server_url() {
+        return Ok(Client::connect(url, global.token.as_deref(), opts).await?);
+    }
     let home = home_dir(global)?;
     Ok(Client::open(&home, opts).await?)
+}
+
+/// Commands that create or serve a volume run where the volume lives.
+pub(crate) fn embedded_only(global: &Global, command: &str) -> Result<()> {
+    match global.server_url() {
+        Some(url) => Err(Error::InvalidArgument(format!(
+            "`{command}` works on a local volume home and does not take --server \
+             (got {url}); run it on the server's machine without --server"
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 fn parse_mode(s: &str) -> Result<u32> {
@@ -66,6 +83,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Init(args) => init(global, args).await,
+        Command::Serve(args) => crate::serve::serve(global, args, home_dir(global)?).await,
         Command::Put(args) => put(global, args).await,
         Command::Cat {
             path,
@@ -175,6 +193,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn init(global: &Global, args: InitArgs) -> Result<()> {
+    embedded_only(global, "init")?;
     let home = home_dir(global)?;
     let mut opts = client_options(global);
     let location = match args.object_backend {

@@ -6,16 +6,23 @@ mod cli;
 mod commands;
 mod output;
 mod progress;
+mod serve;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    // The server logs what it does; one-shot commands only warnings.
+    let default_level = match cli.command {
+        cli::Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NOKV_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

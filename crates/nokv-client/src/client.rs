@@ -13,6 +13,7 @@ use nokv_types::{Attr, Error, Result, SetAttr};
 
 use crate::blocking::blocking;
 use crate::meta::Meta;
+use crate::remote::Remote;
 
 /// How a client opens a volume.
 #[derive(Debug, Clone)]
@@ -95,6 +96,27 @@ impl Client {
             opts.store.clone(),
         )?;
         Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
+    }
+
+    /// Connects to the metadata server at `url` (`http://host:port`, as
+    /// printed by `nokv-fs serve`) with `token`. The server names the
+    /// volume's object store; blocks go directly between this process
+    /// and the store, with `opts.credentials`.
+    pub async fn connect(url: &str, token: Option<&str>, opts: ClientOptions) -> Result<Client> {
+        let remote = Remote::connect(url, token).await?;
+        let meta = Meta::Remote(Box::new(remote));
+        let info = match meta.call(MetaOp::Info).await? {
+            MetaReply::Info(i) => i,
+            other => return Err(nokv_meta::unexpected("info", &other)),
+        };
+        if info.location == nokv_types::ObjectLocation::Memory {
+            return Err(Error::InvalidArgument(format!(
+                "the volume served at {url} keeps its blocks in the server's memory; \
+                 no other process can reach them"
+            )));
+        }
+        let store = BlockStore::open(&info.location, &opts.credentials, opts.store.clone())?;
+        Ok(Client::from_parts(meta, store, opts))
     }
 
     pub(crate) fn from_parts(meta: Meta, store: BlockStore, opts: ClientOptions) -> Client {

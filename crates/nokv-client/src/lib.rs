@@ -1,8 +1,9 @@
 //! The NoKV Rust SDK: one async API over a volume.
 //!
-//! Metadata goes through `nokv-meta` (embedded: in this process); bytes
-//! go directly between this process and the object store through
-//! `nokv-object`. The client adds no filesystem semantics of its own: it
+//! Metadata goes through `nokv-meta`, embedded in this process
+//! ([`Client::open`]) or in a metadata server ([`Client::connect`]);
+//! bytes go directly between this process and the object store through
+//! `nokv-object` either way. The client adds no filesystem semantics of its own: it
 //! sequences the publish protocol (stage, upload, publish) and streams
 //! bytes.
 //!
@@ -39,6 +40,7 @@ mod gc;
 mod meta;
 mod put;
 mod read;
+mod remote;
 
 pub use client::{Client, ClientOptions};
 pub use gc::GcReport;

@@ -1,16 +1,19 @@
 //! Where the client's metadata operations go: an embedded volume in this
-//! process, or (with the server) a remote one. Either way the client
-//! sends the same `MetaOp`s and gets the same `MetaReply`s; the
-//! semantics run in `nokv_meta::execute` in both cases.
+//! process, or a metadata server (`nokv-fs serve`). Either way the
+//! client sends the same `MetaOp`s and gets the same `MetaReply`s; the
+//! semantics run in `nokv_meta::execute` / `execute_batch` in both
+//! cases (in this process, or in the server's).
 
 use nokv_meta::{MetaOp, MetaReply, Volume};
 use nokv_types::Result;
 
 use crate::blocking::blocking;
+use crate::remote::Remote;
 
 #[derive(Clone)]
 pub(crate) enum Meta {
     Embedded(Volume),
+    Remote(Box<Remote>),
 }
 
 impl Meta {
@@ -26,6 +29,7 @@ impl Meta {
                     blocking(move || nokv_meta::execute(&vol, op)).await
                 }
             }
+            Meta::Remote(r) => r.call(op).await,
         }
     }
 
@@ -35,18 +39,12 @@ impl Meta {
             Meta::Embedded(vol) => {
                 let vol = vol.clone();
                 let n = ops.len();
-                match blocking(move || {
-                    Ok(ops
-                        .into_iter()
-                        .map(|op| nokv_meta::execute(&vol, op))
-                        .collect::<Vec<_>>())
-                })
-                .await
-                {
+                match blocking(move || Ok(nokv_meta::execute_batch(&vol, ops))).await {
                     Ok(results) => results,
                     Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
                 }
             }
+            Meta::Remote(r) => r.batch(ops).await,
         }
     }
 }
