@@ -1,4 +1,7 @@
-//! The `nokv-fs` binary end to end: real processes on a real volume.
+//! The `nokv-fs` binary end to end: real processes on a real volume,
+//! embedded and through a real `nokv-fs serve` process (`Mode`).
+
+mod support;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,12 +11,51 @@ use nokv_object::{BlockStore, BlockStoreOptions, StoreCredentials};
 use nokv_testkit::{backend_tests_blocking, Backend};
 use nokv_types::ObjectLocation;
 
+/// How the commands of a test reach the volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Each command opens the volume in its own process.
+    Embedded,
+    /// A `nokv-fs serve` process holds the volume; commands use --server.
+    Server,
+}
+
 struct Env {
-    _tmp: tempfile::TempDir,
     home: PathBuf,
     work: PathBuf,
     location: ObjectLocation,
     credentials: StoreCredentials,
+    mode: Mode,
+    server: Option<support::ServerProc>,
+    // Last: the server stops before its volume's directory goes.
+    _tmp: tempfile::TempDir,
+}
+
+/// One test per backend and mode from `fn(Backend, Mode)`.
+macro_rules! mode_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::{Backend, Mode};
+                #[test]
+                fn local_embedded() {
+                    super::$name(Backend::Local, Mode::Embedded)
+                }
+                #[test]
+                fn local_server() {
+                    super::$name(Backend::Local, Mode::Server)
+                }
+                #[test]
+                fn garage_embedded() {
+                    super::$name(Backend::Garage, Mode::Embedded)
+                }
+                #[test]
+                fn garage_server() {
+                    super::$name(Backend::Garage, Mode::Server)
+                }
+            }
+        )*
+    };
 }
 
 impl Env {
@@ -22,6 +64,10 @@ impl Env {
     }
 
     fn on(backend: Backend) -> Env {
+        Env::with(backend, Mode::Embedded)
+    }
+
+    fn with(backend: Backend, mode: Mode) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("vol");
         let work = tmp.path().join("work");
@@ -42,14 +88,29 @@ impl Env {
             work,
             location,
             credentials,
+            mode,
+            server: None,
         }
     }
 
+    /// A command on this volume: embedded, or through the server once
+    /// `init` has started it.
     fn cmd(&self) -> Command {
+        let mut c = self.embedded_cmd();
+        if let Some(s) = &self.server {
+            c.env("NOKV_SERVER", &s.url)
+                .env("NOKV_TOKEN", support::token(&self.home));
+        }
+        c
+    }
+
+    fn embedded_cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_nokv-fs"));
         c.env("NOKV_HOME", &self.home)
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("NOKV_SERVER")
+            .env_remove("NOKV_TOKEN")
             .current_dir(&self.work);
         if let (Some(k), Some(s)) = (
             &self.credentials.access_key_id,
@@ -61,8 +122,9 @@ impl Env {
         c
     }
 
-    /// `init` for this env's backend, with extra arguments.
-    fn init(&self, extra: &[&str]) {
+    /// `init` for this env's backend, with extra arguments; in server
+    /// mode, then starts the server on the new volume.
+    fn init(&mut self, extra: &[&str]) {
         let mut args: Vec<String> = vec!["init".into()];
         if let ObjectLocation::S3(s3) = &self.location {
             args.extend(
@@ -84,6 +146,13 @@ impl Env {
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         self.ok(&refs);
+        if self.mode == Mode::Server {
+            self.server = Some(support::ServerProc::start(&self.home, &[]));
+        }
+    }
+
+    fn remote(&self) -> bool {
+        self.server.is_some()
     }
 
     /// Every block object of the volume (a bucket listing on S3).
@@ -157,11 +226,12 @@ impl Env {
     }
 }
 
-backend_tests_blocking!(
-    the_whole_embedded_job,
+mode_tests!(
+    the_whole_job,
     a_put_killed_mid_upload_is_collected_after_its_deadline,
-    broken_pipe_on_cat_is_not_an_error,
+    bad_input_is_refused_and_changes_nothing,
 );
+backend_tests_blocking!(broken_pipe_on_cat_is_not_an_error);
 
 fn pseudo_random(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -186,10 +256,11 @@ fn missing_volume_says_run_init() {
     );
 }
 
-fn the_whole_embedded_job(backend: Backend) {
-    let env = Env::on(backend);
+fn the_whole_job(backend: Backend, mode: Mode) {
+    let mut env = Env::with(backend, mode);
     env.init(&["--block-size", "65536"]);
-    env.fails(&["init"], 1);
+    // init never goes through a server (it refuses --server: bad input)
+    env.fails(&["init"], if env.remote() { 2 } else { 1 });
 
     // put from a file and from stdin, read back with cat and get
     let data = pseudo_random(300_000);
@@ -306,10 +377,9 @@ fn the_whole_embedded_job(backend: Backend) {
     assert!(env.objects().is_empty(), "{:?}", env.objects());
 }
 
-#[test]
-fn bad_input_is_refused_and_changes_nothing() {
-    let env = Env::new();
-    env.ok(&["init"]);
+fn bad_input_is_refused_and_changes_nothing(backend: Backend, mode: Mode) {
+    let mut env = Env::with(backend, mode);
+    env.init(&[]);
     env.ok(&["mkdir", "/d"]);
     let before = env.commit_version();
     let long_name = format!("/d/{}", "x".repeat(256));
@@ -386,8 +456,8 @@ fn a_second_process_gets_a_clear_busy_error() {
     env.ok(&["ls", "/"]);
 }
 
-fn a_put_killed_mid_upload_is_collected_after_its_deadline(backend: Backend) {
-    let env = Env::on(backend);
+fn a_put_killed_mid_upload_is_collected_after_its_deadline(backend: Backend, mode: Mode) {
+    let mut env = Env::with(backend, mode);
     env.init(&["--block-size", "65536"]);
     env.put_stdin("/kept", &pseudo_random(100_000));
     let kept = env.objects();
@@ -434,7 +504,7 @@ fn a_put_killed_mid_upload_is_collected_after_its_deadline(backend: Backend) {
 }
 
 fn broken_pipe_on_cat_is_not_an_error(backend: Backend) {
-    let env = Env::on(backend);
+    let mut env = Env::on(backend);
     env.init(&["--block-size", "65536"]);
     env.put_stdin("/big", &pseudo_random(2_000_000));
     let status = Command::new("sh")
@@ -542,8 +612,8 @@ fn rustfs_preset_points_at_the_local_rustfs_defaults() {
 
 #[test]
 fn volumes_sharing_a_bucket_under_prefixes_stay_apart() {
-    let a = Env::on(Backend::Garage);
-    let b = Env::on(Backend::Garage);
+    let mut a = Env::on(Backend::Garage);
+    let mut b = Env::on(Backend::Garage);
     a.init(&["--block-size", "65536"]);
     b.init(&["--block-size", "65536"]);
     a.put_stdin("/f", &pseudo_random(200_000));
