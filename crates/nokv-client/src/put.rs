@@ -137,20 +137,43 @@ impl Client {
             }
         };
 
-        let op = MetaOp::Publish {
+        let owner = self.owner(opts.mode.unwrap_or(0o644));
+        let publish = |body: Body| MetaOp::Publish {
             path: path.to_string(),
-            body: uploaded.body.clone(),
+            body,
             upload,
             if_generation: opts.if_generation,
-            owner: self.owner(opts.mode.unwrap_or(0o644)),
+            owner,
         };
-        match self.call(op).await {
+        let mut body = uploaded.body.clone();
+        let mut uploaded_blocks = uploaded.uploaded_keys.len();
+        let mut uploaded_bytes = uploaded.uploaded_bytes;
+        let mut reused_blocks = uploaded.reused_blocks;
+        let mut result = self.call(publish(body.clone())).await;
+        if let Err(Error::GenerationMismatch { .. }) = &result {
+            if opts.if_generation.is_none() && reused_blocks > 0 {
+                // Another writer replaced the generation whose blocks this
+                // put reused (they may be on the GC queue now). Without a
+                // generation guard the put should still win: copy the
+                // reused blocks into this upload and publish again.
+                match self.adopt_reused_blocks(&mut body, upload).await {
+                    Ok((n, bytes)) => {
+                        uploaded_blocks += n;
+                        uploaded_bytes += bytes;
+                        reused_blocks = 0;
+                        result = self.call(publish(body.clone())).await;
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+        }
+        match result {
             Ok(MetaReply::Published(outcome)) => Ok(PutOutcome {
                 attr: outcome.attr,
                 replaced: outcome.replaced,
-                uploaded_blocks: uploaded.uploaded_keys.len(),
-                uploaded_bytes: uploaded.uploaded_bytes,
-                reused_blocks: uploaded.reused_blocks,
+                uploaded_blocks,
+                uploaded_bytes,
+                reused_blocks,
             }),
             Ok(other) => Err(nokv_meta::unexpected("publish", &other)),
             Err(e) => {
@@ -158,6 +181,24 @@ impl Client {
                 Err(e)
             }
         }
+    }
+
+    /// Copies every block of `body` that belongs to another upload into
+    /// `upload` (same index, verified bytes), so the body no longer
+    /// depends on a generation that may be collected. Returns the number
+    /// of blocks and bytes copied.
+    async fn adopt_reused_blocks(&self, body: &mut Body, upload: u64) -> Result<(usize, u64)> {
+        let store = self.store();
+        let mut copied = (0usize, 0u64);
+        for block in body.blocks.iter_mut().filter(|b| b.upload != upload) {
+            let bytes = store.get_block(block).await?;
+            let key = nokv_types::block_object_key(upload, block.index);
+            store.put_block(&key, bytes).await?;
+            block.upload = upload;
+            copied.0 += 1;
+            copied.1 += block.len as u64;
+        }
+        Ok(copied)
     }
 
     /// Publishes `bytes` as the content of `path`.

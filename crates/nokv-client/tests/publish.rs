@@ -52,6 +52,7 @@ backend_tests!(
     truncate_shrinks_and_grows,
     remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones,
     readers_see_whole_generations_during_replace,
+    a_put_racing_a_replace_still_lands,
 );
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -358,4 +359,54 @@ async fn readers_see_whole_generations_during_replace(backend: Backend) {
         );
     }
     writer.await.unwrap();
+}
+
+/// A put that reused blocks of generation N, racing a writer that
+/// replaces N first: without --if-generation it must still land (by
+/// copying the reused blocks), and nothing may leak or go missing.
+async fn a_put_racing_a_replace_still_lands(backend: Backend) {
+    let v = volume(backend).await;
+    let c = v.client.clone();
+    let base = data(3 * BS as usize, 1);
+    c.put_bytes("/r", &base, PutOptions::default())
+        .await
+        .unwrap();
+
+    // Slow writer: same first block as the base (reused), then waits.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let reader = tokio_util::io::StreamReader::new(tokio_stream_from(rx));
+    let mut slow_content = base[..BS as usize].to_vec();
+    slow_content.extend(data(2 * BS as usize, 9));
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.put("/r", reader, PutOptions::default()).await })
+    };
+    tx.send(Ok(bytes::Bytes::copy_from_slice(
+        &slow_content[..BS as usize],
+    )))
+    .await
+    .unwrap();
+    // Let the slow put read and hash its first block, then replace the file.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let other = data(3 * BS as usize, 5);
+    c.put_bytes("/r", &other, PutOptions::default())
+        .await
+        .unwrap();
+    tx.send(Ok(bytes::Bytes::copy_from_slice(
+        &slow_content[BS as usize..],
+    )))
+    .await
+    .unwrap();
+    drop(tx);
+    let out = slow.await.unwrap().expect("the racing put lands");
+    assert_eq!(out.attr.generation, 3);
+    assert_eq!(c.read("/r").await.unwrap().as_ref(), &slow_content[..]);
+    c.gc().await.unwrap();
+    assert_eq!(stored_keys(&v).await, referenced_keys(&c).await);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
