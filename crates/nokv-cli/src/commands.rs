@@ -173,6 +173,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Fsck {
+            delete_leaked,
+            json,
+        } => fsck(global, delete_leaked, json).await,
         Command::Status { json } => {
             let c = open(global, client_options(global)).await?;
             let info = c.info().await?;
@@ -465,5 +469,53 @@ async fn stat(global: &Global, path: &str, json: bool) -> Result<()> {
     println!("  atime: {} UTC", output::time_string(a.atime));
     println!("  mtime: {} UTC", output::time_string(a.mtime));
     println!("  ctime: {} UTC", output::time_string(a.ctime));
+    Ok(())
+}
+
+async fn fsck(global: &Global, delete_leaked: bool, json: bool) -> Result<()> {
+    let c = open(global, client_options(global)).await?;
+    let report = c.fsck(delete_leaked).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for key in &report.missing {
+            println!("missing {key}");
+        }
+        for (key, expected, found) in &report.wrong_size {
+            println!("wrong-size {key} (expected {expected} bytes, found {found})");
+        }
+        for key in &report.leaked {
+            if report.deleted.contains(key) {
+                println!("deleted leaked {key}");
+            } else {
+                println!("leaked {key}");
+            }
+        }
+        println!(
+            "fsck: {} referenced blocks, {} objects; {} missing, {} wrong size, {} leaked ({} deleted); {} staged, {} queued for gc",
+            report.referenced_blocks,
+            report.stored_objects,
+            report.missing.len(),
+            report.wrong_size.len(),
+            report.leaked.len(),
+            report.deleted.len(),
+            report.staged_objects,
+            report.queued_objects
+        );
+    }
+    if !report.missing.is_empty() || !report.wrong_size.is_empty() {
+        return Err(Error::Corrupt(format!(
+            "fsck: {} referenced blocks missing, {} with the wrong size",
+            report.missing.len(),
+            report.wrong_size.len()
+        ))
+        .into());
+    }
+    if !report.is_clean() {
+        return Err(anyhow!(
+            "fsck: {} leaked objects (run with --delete-leaked to remove them)",
+            report.leaked.len() - report.deleted.len()
+        ));
+    }
     Ok(())
 }

@@ -230,6 +230,7 @@ mode_tests!(
     the_whole_job,
     a_put_killed_mid_upload_is_collected_after_its_deadline,
     bad_input_is_refused_and_changes_nothing,
+    fsck_finds_missing_and_leaked_objects,
 );
 backend_tests_blocking!(broken_pipe_on_cat_is_not_an_error);
 
@@ -631,4 +632,82 @@ fn volumes_sharing_a_bucket_under_prefixes_stay_apart() {
         b.cmd().args(["cat", "/f"]).output().unwrap().stdout.len(),
         100_000
     );
+}
+
+fn fsck_finds_missing_and_leaked_objects(backend: Backend, mode: Mode) {
+    let mut env = Env::with(backend, mode);
+    env.init(&["--block-size", "65536"]);
+    env.ok(&["mkdir", "/d"]);
+    env.put_stdin("/d/a", &pseudo_random(150_000));
+    env.put_stdin("/d/b", &pseudo_random(70_000));
+    let referenced = env.objects();
+    assert_eq!(referenced.len(), 5);
+    let out = env.ok(&["fsck"]);
+    assert!(
+        out.contains("0 missing") && out.contains("0 leaked"),
+        "{out}"
+    );
+
+    // An upload in flight (a put killed after its first blocks) is
+    // staged, not leaked: fsck must never offer to delete it.
+    let mut writer = env
+        .cmd()
+        .args(["put", "/d/partial", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    stdin.write_all(&pseudo_random(4 * 65536)).unwrap();
+    stdin.flush().unwrap();
+    for _ in 0..500 {
+        if env.objects().len() >= referenced.len() + 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    writer.kill().unwrap();
+    let _ = writer.wait();
+    drop(stdin);
+
+    // Plant a stray object: leaked, exit 1.
+    let stray = "blocks/ff/00000000deadbeef/00000000";
+    let store = BlockStore::open(
+        &env.location,
+        &env.credentials,
+        BlockStoreOptions::default(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(store.put_block(stray, bytes::Bytes::from_static(b"stray")))
+        .unwrap();
+    let out = env.run(&["fsck", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["leaked"], serde_json::json!([stray]), "{report}");
+    assert!(report["staged_objects"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["referenced_blocks"], 5, "{report}");
+
+    // Delete a referenced block: missing, exit 4, named in the output.
+    let missing = referenced[0].clone();
+    rt.block_on(store.delete(&missing)).unwrap();
+    let out = env.run(&["fsck"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains(&format!("missing {missing}")), "{stdout}");
+    assert!(stdout.contains(&format!("leaked {stray}")), "{stdout}");
+
+    // --delete-leaked removes exactly the stray object (still exit 4:
+    // the missing block is not something deletion can fix).
+    let before = env.objects();
+    let out = env.run(&["fsck", "--delete-leaked", "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted"], serde_json::json!([stray]), "{report}");
+    let expected: Vec<String> = before.into_iter().filter(|k| k != stray).collect();
+    assert_eq!(env.objects(), expected, "only the stray object went");
 }

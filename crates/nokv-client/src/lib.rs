@@ -36,6 +36,7 @@
 
 mod blocking;
 mod client;
+mod fsck;
 mod gc;
 mod meta;
 mod put;
@@ -43,6 +44,7 @@ mod read;
 mod remote;
 
 pub use client::{Client, ClientOptions};
+pub use fsck::FsckReport;
 pub use gc::GcReport;
 pub use put::{PutOptions, PutOutcome};
 

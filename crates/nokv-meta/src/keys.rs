@@ -63,6 +63,11 @@ pub(crate) fn manifest_chunk(ino: u64, generation: u64, chunk: u32) -> Vec<u8> {
     k
 }
 
+/// Prefix of every manifest chunk.
+pub(crate) fn manifest_prefix() -> Vec<u8> {
+    vec![TAG_MANIFEST]
+}
+
 pub(crate) fn staging(upload: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
     k.push(TAG_STAGING);

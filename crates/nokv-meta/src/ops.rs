@@ -6,7 +6,7 @@
 //! same semantic code, and the transport only moves ops and replies.
 //! Path-level ops resolve their paths here, server-side: one round trip.
 
-use nokv_types::{Attr, Body, Error, NokvPath, Result, SetAttr};
+use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr};
 use serde::{Deserialize, Serialize};
 
 use crate::command::Txn;
@@ -98,6 +98,11 @@ pub enum MetaOp {
     GcQueue {
         limit: u32,
     },
+    /// A page of the blocks every manifest references (fsck).
+    ManifestBlocks {
+        after: Option<Vec<u8>>,
+        limit: u32,
+    },
     GcDone {
         ids: Vec<GcId>,
     },
@@ -113,11 +118,18 @@ pub enum MetaReply {
     Target(Vec<u8>),
     Done,
     Count(u64),
-    Body { attr: Attr, body: Body },
+    Body {
+        attr: Attr,
+        body: Body,
+    },
     Upload(u64),
     Published(PublishOutcome),
     Staged(Vec<StagingRecord>),
     Gc(Vec<GcEntry>),
+    Blocks {
+        blocks: Vec<BlockRef>,
+        next: Option<Vec<u8>>,
+    },
 }
 
 impl MetaOp {
@@ -132,6 +144,7 @@ impl MetaOp {
                 | MetaOp::Body { .. }
                 | MetaOp::ExpiredUploads { .. }
                 | MetaOp::GcQueue { .. }
+                | MetaOp::ManifestBlocks { .. }
         )
     }
 
@@ -157,6 +170,7 @@ impl MetaOp {
             MetaOp::Publish { .. } => "publish",
             MetaOp::ExpiredUploads { .. } => "expired_uploads",
             MetaOp::GcQueue { .. } => "gc_queue",
+            MetaOp::ManifestBlocks { .. } => "manifest_blocks",
             MetaOp::GcDone { .. } => "gc_done",
             MetaOp::Checkpoint => "checkpoint",
         }
@@ -249,6 +263,11 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
             MetaReply::Staged(vol.expired_uploads(now, limit as usize)?)
         }
         MetaOp::GcQueue { limit } => MetaReply::Gc(vol.gc_queue(limit.min(MAX_PAGE) as usize)?),
+        MetaOp::ManifestBlocks { after, limit } => {
+            let (blocks, next) =
+                vol.manifest_blocks(after.as_deref(), limit.clamp(1, MAX_PAGE) as usize)?;
+            MetaReply::Blocks { blocks, next }
+        }
         other => return Err(Error::Metadata(format!("{} is not a read", other.name()))),
     })
 }

@@ -490,6 +490,30 @@ impl Volume {
         Ok(out)
     }
 
+    /// Every block referenced by a manifest chunk, a page at a time (for
+    /// fsck): up to `limit` chunks after the cursor `after`, and the
+    /// cursor of the next page (None at the end). Manifests of every live
+    /// generation count, reachable by name or not, so fsck never calls a
+    /// referenced block leaked.
+    pub fn manifest_blocks(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<nokv_types::BlockRef>, Option<Vec<u8>>)> {
+        let prefix = keys::manifest_prefix();
+        let limit = limit.max(1);
+        let rows = self.inner.engine.scan(&prefix, after, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut blocks = Vec::new();
+        let mut last = None;
+        for (key, value) in rows.into_iter().take(limit) {
+            let chunk: crate::records::ManifestChunk = decode("manifest", &value)?;
+            blocks.extend(chunk.blocks);
+            last = Some(key);
+        }
+        Ok((blocks, if more { last } else { None }))
+    }
+
     /// Up to `limit` entries of the GC queue, oldest first.
     pub fn gc_queue(&self, limit: usize) -> Result<Vec<gcq::GcEntry>> {
         gcq::page(&self.inner.engine, limit)

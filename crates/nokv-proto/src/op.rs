@@ -72,6 +72,9 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
             P::ExpiredUploads(pb::ExpiredUploadsOp { now, limit })
         }
         MetaOp::GcQueue { limit } => P::GcQueue(pb::GcQueueOp { limit }),
+        MetaOp::ManifestBlocks { after, limit } => {
+            P::ManifestBlocks(pb::ManifestBlocksOp { after, limit })
+        }
         MetaOp::GcDone { ids } => P::GcDone(pb::GcDoneOp {
             ids: ids.into_iter().map(gc_id_to).collect(),
         }),
@@ -143,6 +146,10 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
             limit: o.limit,
         },
         P::GcQueue(o) => MetaOp::GcQueue { limit: o.limit },
+        P::ManifestBlocks(o) => MetaOp::ManifestBlocks {
+            after: o.after,
+            limit: o.limit,
+        },
         P::GcDone(o) => MetaOp::GcDone {
             ids: o
                 .ids

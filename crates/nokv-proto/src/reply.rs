@@ -54,6 +54,10 @@ pub fn encode_reply(reply: MetaReply) -> pb::Reply {
                 })
                 .collect(),
         }),
+        MetaReply::Blocks { blocks, next } => R::Blocks(pb::BlockPage {
+            blocks: blocks.into_iter().map(block_to).collect(),
+            next,
+        }),
     };
     pb::Reply { reply: Some(r) }
 }
@@ -111,5 +115,9 @@ pub fn decode_reply(reply: pb::Reply) -> Result<MetaReply> {
                 })
                 .collect::<Result<_>>()?,
         ),
+        R::Blocks(b) => MetaReply::Blocks {
+            blocks: blocks_from(b.blocks)?,
+            next: b.next,
+        },
     })
 }

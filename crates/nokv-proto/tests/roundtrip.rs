@@ -143,6 +143,8 @@ fn op() -> impl Strategy<Value = MetaOp> {
         ),
         (any::<i64>(), any::<u32>()).prop_map(|(now, limit)| MetaOp::ExpiredUploads { now, limit }),
         any::<u32>().prop_map(|limit| MetaOp::GcQueue { limit }),
+        (any::<Option<Vec<u8>>>(), any::<u32>())
+            .prop_map(|(after, limit)| MetaOp::ManifestBlocks { after, limit }),
         prop::collection::vec(any::<(u64, u32)>(), 0..4).prop_map(|ids| MetaOp::GcDone {
             ids: ids
                 .into_iter()
@@ -230,6 +232,11 @@ fn reply() -> impl Strategy<Value = MetaReply> {
                 })
                 .collect()
         )),
+        (
+            prop::collection::vec(block(), 0..4),
+            any::<Option<Vec<u8>>>()
+        )
+            .prop_map(|(blocks, next)| MetaReply::Blocks { blocks, next }),
     ]
 }
 
