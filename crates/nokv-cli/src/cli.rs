@@ -151,6 +151,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow typed change events under PATH (created, published,
+    /// replaced, removed, renamed, attr_changed). Prints `SEQ KIND PATH`;
+    /// resume after a restart with `--from <last SEQ + 1>`.
+    Watch {
+        #[arg(default_value = "/")]
+        path: String,
+        /// First seq to show (default: only events from now on)
+        #[arg(long)]
+        from: Option<u64>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// Print what is there and exit instead of following
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Check metadata against the object store: every referenced block
     /// exists with its size; list (and optionally delete) leaked objects.
     /// Exit 0 clean, 4 blocks missing or wrong, 1 leaked objects left.

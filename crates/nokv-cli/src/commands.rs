@@ -173,6 +173,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Watch {
+            path,
+            from,
+            json,
+            no_follow,
+        } => watch(global, &path, from, json, no_follow).await,
         Command::Fsck {
             delete_leaked,
             json,
@@ -518,4 +524,73 @@ async fn fsck(global: &Global, delete_leaked: bool, json: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn event_line(e: &nokv_client::WatchEvent) -> String {
+    let mut line = format!("{} {} {}", e.seq, e.kind.as_str(), e.path);
+    if let Some(old) = &e.old_path {
+        line.push_str(&format!(" (from {old})"));
+    }
+    if e.file_kind == FileKind::File && e.generation > 0 {
+        line.push_str(&format!(" generation={} size={}", e.generation, e.size));
+        if let Some(d) = e.digest {
+            line.push_str(&format!(" blake3={}", hex::encode(d)));
+        }
+    }
+    line
+}
+
+async fn watch(
+    global: &Global,
+    path: &str,
+    from: Option<u64>,
+    json: bool,
+    no_follow: bool,
+) -> Result<()> {
+    let c = open(global, client_options(global)).await?;
+    // Validate the path once up front: a typo should fail, not wait.
+    nokv_client::NokvPath::parse(path)?;
+    let from = match from {
+        Some(f) => f,
+        None => c.watch_head().await?,
+    };
+    let print = |e: &nokv_client::WatchEvent| -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let mut v = serde_json::to_value(e)?;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("kind".into(), json!(e.kind.as_str()));
+                obj.insert("file_kind".into(), json!(e.file_kind.as_str()));
+                obj.insert("digest".into(), json!(e.digest.map(hex::encode)));
+            }
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "{}", event_line(e))?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    if no_follow {
+        let mut next = from;
+        loop {
+            let page = c.watch_page(path, next, 1024).await?;
+            for e in &page.events {
+                print(e)?;
+            }
+            if page.next == next {
+                return Ok(());
+            }
+            next = page.next;
+        }
+    }
+    let mut events = c.watch(path, from);
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(e) => print(&e?)?,
+                None => return Ok(()),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }

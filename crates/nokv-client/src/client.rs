@@ -25,6 +25,9 @@ pub struct ClientOptions {
     /// How long an upload may stay unpublished before GC may delete its
     /// blocks.
     pub staging_ttl: Duration,
+    /// Watch events older than this many commit versions are dropped
+    /// by `gc` (a follower further behind gets `WatchCompacted`).
+    pub watch_retention_versions: u64,
     /// Owner of new files and directories.
     pub uid: u32,
     pub gid: u32,
@@ -37,6 +40,7 @@ impl Default for ClientOptions {
             credentials: StoreCredentials::default(),
             store: BlockStoreOptions::default(),
             staging_ttl: Duration::from_secs(3600),
+            watch_retention_versions: 1_000_000,
             uid: 0,
             gid: 0,
         }

@@ -26,6 +26,8 @@ pub struct GcReport {
     pub expired_uploads: u64,
     pub staged_blocks_deleted: u64,
     pub deleted_keys: Vec<String>,
+    /// Watch events dropped by retention.
+    pub watch_events_trimmed: u64,
 }
 
 impl Client {
@@ -83,6 +85,9 @@ impl Client {
                 report.deleted_keys.push(key);
             }
         }
+        let keep_versions = self.inner.opts.watch_retention_versions;
+        let reply = self.call(MetaOp::TrimWatch { keep_versions }).await?;
+        report.watch_events_trimmed = expect_reply!(reply, "trim_watch", MetaReply::Count(n) => n)?;
         Ok(report)
     }
 }

@@ -42,6 +42,7 @@ mod meta;
 mod put;
 mod read;
 mod remote;
+mod watch;
 
 pub use client::{Client, ClientOptions};
 pub use fsck::FsckReport;
@@ -54,6 +55,6 @@ pub use nokv_meta::{
 };
 pub use nokv_object::{BlockStoreOptions, StoreCredentials};
 pub use nokv_types::{
-    Attr, Body, Error, FileKind, NokvPath, ObjectLocation, Result, S3Location, SetAttr,
-    DEFAULT_BLOCK_SIZE,
+    Attr, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result, S3Location, SetAttr,
+    WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,
 };

@@ -79,6 +79,7 @@ pub(crate) struct Txn<'a> {
     now: i64,
     alloc: &'a mut Allocators,
     gc_seq: u32,
+    events: u64,
 }
 
 impl<'a> Txn<'a> {
@@ -98,7 +99,13 @@ impl<'a> Txn<'a> {
             now,
             alloc,
             gc_seq: 0,
+            events: 0,
         }
+    }
+
+    /// The engine under this command (for scans a command plans from).
+    pub(crate) fn engine(&self) -> &'a Engine {
+        self.engine
     }
 
     /// Commit version this command gets if it commits.
@@ -176,6 +183,23 @@ impl<'a> Txn<'a> {
     pub fn next_gc_seq(&mut self) -> u32 {
         self.gc_seq += 1;
         self.gc_seq
+    }
+
+    /// Appends `event` to the watch log in this command (its `seq` and
+    /// commit version are filled in here).
+    pub fn emit(&mut self, mut event: nokv_types::WatchEvent) -> Result<()> {
+        if self.events >= nokv_types::EVENTS_PER_COMMAND {
+            return Err(nokv_types::Error::Metadata(
+                "too many watch events in one command".into(),
+            ));
+        }
+        event.commit_version = self.version;
+        event.seq = self.version * nokv_types::EVENTS_PER_COMMAND + self.events;
+        event.time = self.now;
+        self.events += 1;
+        let value = crate::records::encode(&event)?;
+        self.put(crate::keys::watch(event.seq), value);
+        Ok(())
     }
 
     /// A fresh inode number (never reused, allocated in ranges).

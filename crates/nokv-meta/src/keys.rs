@@ -20,11 +20,15 @@ const TAG_MANIFEST: u8 = b'M';
 const TAG_STAGING: u8 = b'S';
 /// GC queue: `G ‖ commit_version:u64be ‖ seq:u32be`.
 const TAG_GC: u8 = b'G';
+/// Watch log: `W ‖ seq:u64be`.
+const TAG_WATCH: u8 = b'W';
 
 pub(crate) const SUPERBLOCK: &[u8] = &[TAG_SYSTEM, b'S'];
 pub(crate) const COMMIT_VERSION: &[u8] = &[TAG_SYSTEM, b'C'];
 pub(crate) const INO_HIGH_WATER: &[u8] = &[TAG_SYSTEM, b'I'];
 pub(crate) const UPLOAD_HIGH_WATER: &[u8] = &[TAG_SYSTEM, b'U'];
+/// Watch events below this seq were trimmed (retention).
+pub(crate) const WATCH_FLOOR: &[u8] = &[TAG_SYSTEM, b'T'];
 
 pub(crate) fn entry(parent: u64, name: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + name.len());
@@ -90,6 +94,22 @@ pub(crate) fn gc(commit_version: u64, seq: u32) -> Vec<u8> {
     k.extend_from_slice(&commit_version.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+pub(crate) fn watch(seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_WATCH);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Seq of a watch key.
+pub(crate) fn watch_seq(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+pub(crate) fn watch_prefix() -> Vec<u8> {
+    vec![TAG_WATCH]
 }
 
 pub(crate) fn gc_prefix() -> Vec<u8> {

@@ -21,6 +21,7 @@ mod publish;
 mod records;
 mod resolve;
 mod volume;
+mod watch;
 
 pub use engine::Durability;
 pub use gcq::{GcEntry, GcId};

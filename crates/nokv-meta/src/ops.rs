@@ -6,7 +6,7 @@
 //! same semantic code, and the transport only moves ops and replies.
 //! Path-level ops resolve their paths here, server-side: one round trip.
 
-use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr};
+use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr, WatchPage};
 use serde::{Deserialize, Serialize};
 
 use crate::command::Txn;
@@ -98,6 +98,16 @@ pub enum MetaOp {
     GcQueue {
         limit: u32,
     },
+    /// Watch events from `from` about `prefix`.
+    Watch {
+        from: u64,
+        prefix: String,
+        limit: u32,
+    },
+    /// Drops watch events older than `keep_versions` commit versions.
+    TrimWatch {
+        keep_versions: u64,
+    },
     /// A page of the blocks every manifest references (fsck).
     ManifestBlocks {
         after: Option<Vec<u8>>,
@@ -130,6 +140,7 @@ pub enum MetaReply {
         blocks: Vec<BlockRef>,
         next: Option<Vec<u8>>,
     },
+    Events(WatchPage),
 }
 
 impl MetaOp {
@@ -145,6 +156,7 @@ impl MetaOp {
                 | MetaOp::ExpiredUploads { .. }
                 | MetaOp::GcQueue { .. }
                 | MetaOp::ManifestBlocks { .. }
+                | MetaOp::Watch { .. }
         )
     }
 
@@ -171,6 +183,8 @@ impl MetaOp {
             MetaOp::ExpiredUploads { .. } => "expired_uploads",
             MetaOp::GcQueue { .. } => "gc_queue",
             MetaOp::ManifestBlocks { .. } => "manifest_blocks",
+            MetaOp::Watch { .. } => "watch",
+            MetaOp::TrimWatch { .. } => "trim_watch",
             MetaOp::GcDone { .. } => "gc_done",
             MetaOp::Checkpoint => "checkpoint",
         }
@@ -263,6 +277,11 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
             MetaReply::Staged(vol.expired_uploads(now, limit as usize)?)
         }
         MetaOp::GcQueue { limit } => MetaReply::Gc(vol.gc_queue(limit.min(MAX_PAGE) as usize)?),
+        MetaOp::Watch {
+            from,
+            prefix,
+            limit,
+        } => MetaReply::Events(vol.watch_page(from, &path(&prefix)?, limit as usize)?),
         MetaOp::ManifestBlocks { after, limit } => {
             let (blocks, next) =
                 vol.manifest_blocks(after.as_deref(), limit.clamp(1, MAX_PAGE) as usize)?;
@@ -335,6 +354,11 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             owner,
             bs,
         )?),
+        MetaOp::TrimWatch { keep_versions } => {
+            let engine = txn.engine();
+            let current = txn.version();
+            MetaReply::Count(crate::watch::trim(txn, engine, current, keep_versions)?)
+        }
         MetaOp::GcDone { ids } => {
             for id in &ids {
                 txn.delete(crate::keys::gc(id.commit_version, id.seq));

@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 
-use nokv_types::{validate_name, Attr, Body, Error, FileKind, Result, MAX_BLOCK_SIZE};
+use nokv_types::{validate_name, Attr, Body, Error, EventKind, FileKind, Result, MAX_BLOCK_SIZE};
 use serde::{Deserialize, Serialize};
 
 use crate::bodies::{read_body, release_body, summary_of, write_manifest};
@@ -29,6 +29,7 @@ use crate::namespace::{
     entry_inode, insert_new, load_entry, new_inode, require_dir, shown, store_inode, touch_dir,
 };
 use crate::records::{decode, encode, StagingRecord};
+use crate::watch;
 
 /// A request to make `body` the content of `parent/name`.
 #[derive(Debug, Clone)]
@@ -156,6 +157,19 @@ pub(crate) fn publish(
             write_manifest(txn, ino, data.generation, &req.body)?;
             insert_new(txn, req.parent, name, ino, &data)?;
             touch_dir(txn, req.parent, 0)?;
+            let digest = Some(req.body.digest);
+            watch::emit(
+                txn,
+                EventKind::Published,
+                req.parent,
+                name,
+                None,
+                ino,
+                FileKind::File,
+                data.generation,
+                data.size,
+                digest,
+            )?;
             Ok(PublishOutcome {
                 attr: data.to_attr(ino),
                 replaced: None,
@@ -200,6 +214,19 @@ pub(crate) fn publish(
             write_manifest(txn, ino, data.generation, &req.body)?;
             // A new generation changes the file, not its directory.
             store_inode(txn, ino, &loc, &data)?;
+            let digest = Some(req.body.digest);
+            watch::emit(
+                txn,
+                EventKind::Replaced,
+                req.parent,
+                name,
+                None,
+                ino,
+                FileKind::File,
+                data.generation,
+                data.size,
+                digest,
+            )?;
             Ok(PublishOutcome {
                 attr: data.to_attr(ino),
                 replaced: replaced.or(Some(old_body)),

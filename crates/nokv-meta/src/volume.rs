@@ -514,6 +514,32 @@ impl Volume {
         Ok((blocks, if more { last } else { None }))
     }
 
+    /// Watch events with `seq >= from` about `prefix` (or below it): at
+    /// most `limit`, looking at no more than 16 × `limit` events, so a
+    /// quiet subtree in a busy volume still answers promptly (follow
+    /// `next`). A cursor below the retention floor is `WatchCompacted`.
+    pub fn watch_page(
+        &self,
+        from: u64,
+        prefix: &NokvPath,
+        limit: usize,
+    ) -> Result<nokv_types::WatchPage> {
+        let limit = limit.clamp(1, 16_384);
+        crate::watch::page(
+            &self.inner.engine,
+            from,
+            &prefix.to_string(),
+            limit,
+            limit * 16,
+        )
+    }
+
+    /// The `seq` a consumer starting now should resume from (one past the
+    /// last event written).
+    pub fn watch_head(&self) -> u64 {
+        (self.inner.committer.version() + 1) * nokv_types::EVENTS_PER_COMMAND
+    }
+
     /// Up to `limit` entries of the GC queue, oldest first.
     pub fn gc_queue(&self, limit: usize) -> Result<Vec<gcq::GcEntry>> {
         gcq::page(&self.inner.engine, limit)

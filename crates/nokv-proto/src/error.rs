@@ -83,6 +83,10 @@ pub fn encode_error(e: &Error) -> pb::Error {
         Error::Metadata(v) => K::Metadata(s(v)),
         Error::Io(v) => K::Io(s(v)),
         Error::Unauthenticated(v) => K::Unauthenticated(s(v)),
+        Error::WatchCompacted { requested, oldest } => K::WatchCompacted(pb::WatchCompacted {
+            requested: *requested,
+            oldest: *oldest,
+        }),
     };
     pb::Error { kind: Some(kind) }
 }
@@ -132,6 +136,10 @@ pub fn decode_error(e: pb::Error) -> Error {
         K::Metadata(v) => Error::Metadata(v),
         K::Io(v) => Error::Io(v),
         K::Unauthenticated(v) => Error::Unauthenticated(v),
+        K::WatchCompacted(w) => Error::WatchCompacted {
+            requested: w.requested,
+            oldest: w.oldest,
+        },
     }
 }
 
@@ -143,7 +151,8 @@ fn code_of(e: &Error) -> Code {
         | Error::IsADirectory(_)
         | Error::NotEmpty(_)
         | Error::NotASymlink(_)
-        | Error::GenerationMismatch { .. } => Code::FailedPrecondition,
+        | Error::GenerationMismatch { .. }
+        | Error::WatchCompacted { .. } => Code::FailedPrecondition,
         Error::NameTooLong(_)
         | Error::InvalidName { .. }
         | Error::InvalidPath { .. }

@@ -72,6 +72,16 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
             P::ExpiredUploads(pb::ExpiredUploadsOp { now, limit })
         }
         MetaOp::GcQueue { limit } => P::GcQueue(pb::GcQueueOp { limit }),
+        MetaOp::Watch {
+            from,
+            prefix,
+            limit,
+        } => P::Watch(pb::WatchOp {
+            from,
+            prefix,
+            limit,
+        }),
+        MetaOp::TrimWatch { keep_versions } => P::TrimWatch(pb::TrimWatchOp { keep_versions }),
         MetaOp::ManifestBlocks { after, limit } => {
             P::ManifestBlocks(pb::ManifestBlocksOp { after, limit })
         }
@@ -146,6 +156,14 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
             limit: o.limit,
         },
         P::GcQueue(o) => MetaOp::GcQueue { limit: o.limit },
+        P::Watch(o) => MetaOp::Watch {
+            from: o.from,
+            prefix: o.prefix,
+            limit: o.limit,
+        },
+        P::TrimWatch(o) => MetaOp::TrimWatch {
+            keep_versions: o.keep_versions,
+        },
         P::ManifestBlocks(o) => MetaOp::ManifestBlocks {
             after: o.after,
             limit: o.limit,

@@ -54,6 +54,10 @@ pub fn encode_reply(reply: MetaReply) -> pb::Reply {
                 })
                 .collect(),
         }),
+        MetaReply::Events(page) => R::Events(pb::WatchPage {
+            events: page.events.into_iter().map(event_to).collect(),
+            next: page.next,
+        }),
         MetaReply::Blocks { blocks, next } => R::Blocks(pb::BlockPage {
             blocks: blocks.into_iter().map(block_to).collect(),
             next,
@@ -115,6 +119,14 @@ pub fn decode_reply(reply: pb::Reply) -> Result<MetaReply> {
                 })
                 .collect::<Result<_>>()?,
         ),
+        R::Events(p) => MetaReply::Events(nokv_types::WatchPage {
+            events: p
+                .events
+                .into_iter()
+                .map(event_from)
+                .collect::<Result<_>>()?,
+            next: p.next,
+        }),
         R::Blocks(b) => MetaReply::Blocks {
             blocks: blocks_from(b.blocks)?,
             next: b.next,

@@ -6,7 +6,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use nokv_meta::{GcId, Owner, VolumeInfo};
-use nokv_types::{Attr, BlockRef, Body, Digest, Error, FileKind, ObjectLocation, Result, SetAttr};
+use nokv_types::{
+    Attr, BlockRef, Body, Digest, Error, EventKind, FileKind, ObjectLocation, Result, SetAttr,
+    WatchEvent,
+};
 
 use crate::{missing, pb};
 
@@ -237,5 +240,60 @@ pub(crate) fn info_from(i: pb::VolumeInfo) -> Result<VolumeInfo> {
         block_size: i.block_size,
         commit_version: i.commit_version,
         created: i.created,
+    })
+}
+
+pub(crate) fn event_kind_to(k: EventKind) -> pb::EventKind {
+    match k {
+        EventKind::Created => pb::EventKind::Created,
+        EventKind::Published => pb::EventKind::Published,
+        EventKind::Replaced => pb::EventKind::Replaced,
+        EventKind::Removed => pb::EventKind::Removed,
+        EventKind::Renamed => pb::EventKind::Renamed,
+        EventKind::AttrChanged => pb::EventKind::AttrChanged,
+    }
+}
+
+pub(crate) fn event_kind_from(k: i32) -> Result<EventKind> {
+    Ok(match pb::EventKind::try_from(k) {
+        Ok(pb::EventKind::Created) => EventKind::Created,
+        Ok(pb::EventKind::Published) => EventKind::Published,
+        Ok(pb::EventKind::Replaced) => EventKind::Replaced,
+        Ok(pb::EventKind::Removed) => EventKind::Removed,
+        Ok(pb::EventKind::Renamed) => EventKind::Renamed,
+        Ok(pb::EventKind::AttrChanged) => EventKind::AttrChanged,
+        _ => return Err(Error::InvalidArgument(format!("unknown event kind {k}"))),
+    })
+}
+
+pub(crate) fn event_to(e: WatchEvent) -> pb::WatchEvent {
+    pb::WatchEvent {
+        seq: e.seq,
+        commit_version: e.commit_version,
+        kind: event_kind_to(e.kind) as i32,
+        path: e.path,
+        old_path: e.old_path,
+        ino: e.ino,
+        file_kind: kind_to(e.file_kind) as i32,
+        generation: e.generation,
+        size: e.size,
+        digest: e.digest.map(|d| d.to_vec()),
+        time: e.time,
+    }
+}
+
+pub(crate) fn event_from(e: pb::WatchEvent) -> Result<WatchEvent> {
+    Ok(WatchEvent {
+        seq: e.seq,
+        commit_version: e.commit_version,
+        kind: event_kind_from(e.kind)?,
+        path: e.path,
+        old_path: e.old_path,
+        ino: e.ino,
+        file_kind: kind_from(e.file_kind)?,
+        generation: e.generation,
+        size: e.size,
+        digest: e.digest.map(|d| digest(d, "event digest")).transpose()?,
+        time: e.time,
     })
 }

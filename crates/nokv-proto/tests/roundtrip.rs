@@ -307,6 +307,10 @@ fn every_error_variant_round_trips_through_a_status() {
         Error::Metadata("m".into()),
         Error::Io("i".into()),
         Error::Unauthenticated("u".into()),
+        Error::WatchCompacted {
+            requested: 3,
+            oldest: 9,
+        },
     ];
     for e in all {
         assert_eq!(error_from_status(&status_from_error(&e)), e);

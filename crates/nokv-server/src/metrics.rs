@@ -58,6 +58,7 @@ pub(crate) fn error_kind(e: &Error) -> &'static str {
         Error::Metadata(_) => "metadata",
         Error::Io(_) => "io",
         Error::Unauthenticated(_) => "unauthenticated",
+        Error::WatchCompacted { .. } => "watch_compacted",
     }
 }
 

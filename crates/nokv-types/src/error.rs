@@ -59,6 +59,8 @@ pub enum Error {
     Io(String),
     #[error("access refused: {0}")]
     Unauthenticated(String),
+    #[error("watch cursor {requested} is compacted: resync, then resume from {oldest}")]
+    WatchCompacted { requested: u64, oldest: u64 },
 }
 
 impl Error {
@@ -76,7 +78,8 @@ impl Error {
             | Error::IsADirectory(_)
             | Error::NotEmpty(_)
             | Error::NotASymlink(_)
-            | Error::GenerationMismatch { .. } => 1,
+            | Error::GenerationMismatch { .. }
+            | Error::WatchCompacted { .. } => 1,
             Error::InvalidName { .. }
             | Error::NameTooLong(_)
             | Error::InvalidPath { .. }
@@ -107,7 +110,7 @@ impl Error {
             | Error::InvalidPath { .. }
             | Error::InvalidArgument(_)
             | Error::IntoOwnSubtree { .. } => 22, // EINVAL
-            Error::GenerationMismatch { .. } => 116,          // ESTALE
+            Error::GenerationMismatch { .. } | Error::WatchCompacted { .. } => 116, // ESTALE
             Error::Busy(_) => 16,                             // EBUSY
             Error::Unauthenticated(_) => 13,                  // EACCES
             Error::ChecksumMismatch { .. } | Error::Corrupt(_) => 5, // EIO

@@ -11,6 +11,7 @@ mod body;
 mod error;
 mod location;
 mod name;
+mod watch;
 
 pub use attr::{Attr, FileKind, SetAttr, Timestamp, ROOT_INO};
 pub use body::{
@@ -20,3 +21,4 @@ pub use body::{
 pub use error::{Error, Result};
 pub use location::{ObjectLocation, S3Location};
 pub use name::{validate_name, NokvPath, MAX_NAME_LEN};
+pub use watch::{EventKind, WatchEvent, WatchPage, EVENTS_PER_COMMAND};

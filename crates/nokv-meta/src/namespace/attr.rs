@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use nokv_types::{Attr, Error, FileKind, Result, SetAttr};
+use nokv_types::{Attr, Error, EventKind, FileKind, Result, SetAttr, WatchEvent};
 
-use super::{require_inode, store_inode};
+use super::{require_inode, store_inode, Loc};
 use crate::bodies::release_body;
 use crate::command::Txn;
+use crate::watch;
 
 pub(crate) fn setattr(
     txn: &mut Txn<'_>,
@@ -60,5 +61,24 @@ pub(crate) fn setattr(
     }
     data.ctime = txn.now();
     store_inode(txn, ino, &loc, &data)?;
+    // A hard-linked inode has no single path: its event names none ("").
+    let path = match &loc {
+        Loc::Entry { parent, name } => watch::child_path(txn, *parent, name)?,
+        Loc::Own if ino == nokv_types::ROOT_INO => "/".to_string(),
+        Loc::Own => String::new(),
+    };
+    txn.emit(WatchEvent {
+        seq: 0,
+        commit_version: 0,
+        kind: EventKind::AttrChanged,
+        path,
+        old_path: None,
+        ino,
+        file_kind: data.kind,
+        generation: data.generation,
+        size: data.size,
+        digest: data.body.as_ref().map(|b| b.digest),
+        time: 0,
+    })?;
     Ok(data.to_attr(ino))
 }

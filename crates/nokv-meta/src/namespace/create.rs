@@ -1,6 +1,6 @@
 //! Commands that add names: mkdir, create, symlink, link.
 
-use nokv_types::{validate_name, Attr, Error, FileKind, Result};
+use nokv_types::{validate_name, Attr, Error, EventKind, FileKind, Result};
 
 use super::{
     entry_inode, insert_new, load_entry, new_inode, require_dir, require_inode, shown, touch_dir,
@@ -9,6 +9,7 @@ use super::{
 use crate::command::Txn;
 use crate::keys;
 use crate::records::{encode, EntryRecord, InodeRecord};
+use crate::watch;
 
 /// Ownership and permissions of a new inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +34,18 @@ pub(crate) fn mkdir(txn: &mut Txn<'_>, parent: u64, name: &[u8], owner: Owner) -
     let data = new_inode(FileKind::Dir, owner.mode, owner.uid, owner.gid, txn.now());
     insert_new(txn, parent, name, ino, &data)?;
     touch_dir(txn, parent, 1)?;
+    watch::emit(
+        txn,
+        EventKind::Created,
+        parent,
+        name,
+        None,
+        ino,
+        FileKind::Dir,
+        0,
+        0,
+        None,
+    )?;
     Ok(data.to_attr(ino))
 }
 
@@ -61,6 +74,18 @@ pub(crate) fn create(
     let data = new_inode(FileKind::File, owner.mode, owner.uid, owner.gid, txn.now());
     insert_new(txn, parent, name, ino, &data)?;
     touch_dir(txn, parent, 0)?;
+    watch::emit(
+        txn,
+        EventKind::Created,
+        parent,
+        name,
+        None,
+        ino,
+        FileKind::File,
+        0,
+        0,
+        None,
+    )?;
     Ok(data.to_attr(ino))
 }
 
@@ -86,6 +111,19 @@ pub(crate) fn symlink(
     data.target = Some(target.to_vec());
     insert_new(txn, parent, name, ino, &data)?;
     touch_dir(txn, parent, 0)?;
+    let size = data.size;
+    watch::emit(
+        txn,
+        EventKind::Created,
+        parent,
+        name,
+        None,
+        ino,
+        FileKind::Symlink,
+        0,
+        size,
+        None,
+    )?;
     Ok(data.to_attr(ino))
 }
 
@@ -120,5 +158,18 @@ pub(crate) fn link(txn: &mut Txn<'_>, ino: u64, new_parent: u64, new_name: &[u8]
         })?,
     );
     touch_dir(txn, new_parent, 0)?;
+    let digest = data.body.as_ref().map(|b| b.digest);
+    watch::emit(
+        txn,
+        EventKind::Created,
+        new_parent,
+        new_name,
+        None,
+        ino,
+        data.kind,
+        data.generation,
+        data.size,
+        digest,
+    )?;
     Ok(data.to_attr(ino))
 }

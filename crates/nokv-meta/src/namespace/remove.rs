@@ -2,13 +2,14 @@
 
 use std::collections::HashSet;
 
-use nokv_types::{validate_name, Error, FileKind, Result};
+use nokv_types::{validate_name, Error, EventKind, FileKind, Result};
 
 use super::{entry_inode, load_entry, require_dir, shown, store_inode, touch_dir, Loc};
 use crate::bodies::release_body;
 use crate::command::Txn;
 use crate::keys;
 use crate::records::InodeData;
+use crate::watch;
 
 /// Drops one name of a non-directory inode: the inode (and its body, to
 /// the GC queue) goes when its last name goes.
@@ -38,6 +39,19 @@ pub(crate) fn unlink(txn: &mut Txn<'_>, parent: u64, name: &[u8], block_size: u3
     if data.kind == FileKind::Dir {
         return Err(Error::IsADirectory(shown(name)));
     }
+    let digest = data.body.as_ref().map(|b| b.digest);
+    watch::emit(
+        txn,
+        EventKind::Removed,
+        parent,
+        name,
+        None,
+        ino,
+        data.kind,
+        data.generation,
+        data.size,
+        digest,
+    )?;
     txn.delete(keys::entry(parent, name));
     // An inline inode dies with its only entry.
     drop_link(txn, ino, data, &loc, block_size)?;
@@ -55,6 +69,18 @@ pub(crate) fn rmdir(txn: &mut Txn<'_>, parent: u64, name: &[u8]) -> Result<()> {
     if !txn.require_prefix_empty(&keys::entry_prefix(ino))? {
         return Err(Error::NotEmpty(shown(name)));
     }
+    watch::emit(
+        txn,
+        EventKind::Removed,
+        parent,
+        name,
+        None,
+        ino,
+        FileKind::Dir,
+        0,
+        0,
+        None,
+    )?;
     txn.delete(keys::entry(parent, name));
     txn.delete(keys::inode(ino));
     touch_dir(txn, parent, -1)

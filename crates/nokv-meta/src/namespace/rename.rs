@@ -1,13 +1,14 @@
 //! rename: moves one entry key, whatever the size of the subtree below
 //! it (children are keyed by the directory's inode, not its path).
 
-use nokv_types::{validate_name, Error, FileKind, Result};
+use nokv_types::{validate_name, Error, EventKind, FileKind, Result};
 
 use super::{entry_inode, is_within, load_entry, require_dir, shown, store_inode, touch_dir, Loc};
 use crate::command::Txn;
 use crate::keys;
 use crate::namespace::remove::drop_link;
 use crate::records::{encode, EntryRecord, InodeRecord};
+use crate::watch;
 
 /// What rename does when the destination exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,7 @@ pub(crate) fn rename(
     }
 
     let dst_key = keys::entry(dst_parent, dst_name);
+    let old_path = watch::child_path(txn, src_parent, src_name)?;
     let mut replaced_dir = false;
     match load_entry(txn, dst_parent, dst_name)? {
         None => {
@@ -60,6 +62,19 @@ pub(crate) fn rename(
                 // Two names of one inode: POSIX says do nothing.
                 return Ok(());
             }
+            let digest = dst_data.body.as_ref().map(|b| b.digest);
+            watch::emit(
+                txn,
+                EventKind::Removed,
+                dst_parent,
+                dst_name,
+                None,
+                dst_ino,
+                dst_data.kind,
+                dst_data.generation,
+                dst_data.size,
+                digest,
+            )?;
             match (src_is_dir, dst_data.kind == FileKind::Dir) {
                 (true, false) => return Err(Error::NotADirectory(shown(dst_name))),
                 (false, true) => return Err(Error::IsADirectory(shown(dst_name))),
@@ -76,6 +91,8 @@ pub(crate) fn rename(
     }
 
     src_data.ctime = txn.now();
+    let digest = src_data.body.as_ref().map(|b| b.digest);
+    let (kind, generation, size) = (src_data.kind, src_data.generation, src_data.size);
     txn.delete(keys::entry(src_parent, src_name));
     match src_entry {
         EntryRecord::Inline { .. } => {
@@ -100,6 +117,19 @@ pub(crate) fn rename(
             store_inode(txn, src_ino, &Loc::Own, &src_data)?;
         }
     }
+
+    watch::emit(
+        txn,
+        EventKind::Renamed,
+        dst_parent,
+        dst_name,
+        Some(old_path),
+        src_ino,
+        kind,
+        generation,
+        size,
+        digest,
+    )?;
 
     let moved_dir = i32::from(src_is_dir && src_parent != dst_parent);
     let dst_delta = moved_dir - i32::from(replaced_dir);

@@ -1,0 +1,80 @@
+//! Following the watch log: pages by `seq`, and a stream that waits for
+//! new events. The stream yields each event once, in `seq` order; a
+//! consumer that stores the `seq` of the last event it handled resumes
+//! with `from = seq + 1` after any restart and misses nothing.
+
+use std::time::Duration;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use nokv_meta::{MetaOp, MetaReply};
+use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND};
+
+use crate::client::{expect_reply, Client};
+
+/// How long a caught-up follower waits before asking again.
+const POLL: Duration = Duration::from_millis(50);
+
+impl Client {
+    /// Events with `seq >= from` about `prefix` or below it.
+    pub async fn watch_page(&self, prefix: &str, from: u64, limit: u32) -> Result<WatchPage> {
+        let reply = self
+            .call(MetaOp::Watch {
+                from,
+                prefix: prefix.to_string(),
+                limit,
+            })
+            .await?;
+        expect_reply!(reply, "watch", MetaReply::Events(p) => p)
+    }
+
+    /// The `seq` of the next event to be written: `from` for "only what
+    /// happens from now on".
+    pub async fn watch_head(&self) -> Result<u64> {
+        let info = self.info().await?;
+        Ok((info.commit_version + 1) * EVENTS_PER_COMMAND)
+    }
+
+    /// Follows events about `prefix` from `from`, forever. Ends after the
+    /// first error (e.g. `WatchCompacted` for a cursor past retention).
+    pub fn watch(&self, prefix: &str, from: u64) -> BoxStream<'static, Result<WatchEvent>> {
+        struct State {
+            client: Client,
+            prefix: String,
+            next: u64,
+            buffered: std::collections::VecDeque<WatchEvent>,
+            failed: bool,
+        }
+        let state = State {
+            client: self.clone(),
+            prefix: prefix.to_string(),
+            next: from,
+            buffered: Default::default(),
+            failed: false,
+        };
+        stream::unfold(state, |mut st| async move {
+            loop {
+                if st.failed {
+                    return None;
+                }
+                if let Some(e) = st.buffered.pop_front() {
+                    return Some((Ok(e), st));
+                }
+                match st.client.watch_page(&st.prefix, st.next, 1024).await {
+                    Ok(page) => {
+                        let moved = page.next != st.next;
+                        st.next = page.next;
+                        st.buffered.extend(page.events);
+                        if st.buffered.is_empty() && !moved {
+                            tokio::time::sleep(POLL).await;
+                        }
+                    }
+                    Err(e) => {
+                        st.failed = true;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}

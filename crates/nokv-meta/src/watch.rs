@@ -1,0 +1,165 @@
+//! The watch log: typed events written by the commands that make the
+//! changes (`Txn::emit`), read in `seq` order, trimmed by retention.
+//!
+//! Invariants:
+//! - an event is in the same holt batch as its change: a consumer sees
+//!   an event iff the change committed;
+//! - `seq` only grows (commit version × 256 + index), so resuming from
+//!   `last + 1` gives every later event exactly once;
+//! - trimming records the lowest retained `seq` (the floor) before it
+//!   deletes anything below, so a cursor below the floor always gets
+//!   `WatchCompacted` rather than a silent gap.
+
+use nokv_types::{
+    EventKind, FileKind, Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND, ROOT_INO,
+};
+
+use crate::command::Txn;
+use crate::engine::Engine;
+use crate::keys;
+use crate::namespace::{shown, Source};
+use crate::records::{decode, decode_u64, encode_u64, InodeRecord};
+
+/// The current path of directory `dir` (through the back-pointers).
+pub(crate) fn dir_path(src: &dyn Source, dir: u64) -> Result<String> {
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut cur = dir;
+    for _ in 0..4096 {
+        if cur == ROOT_INO {
+            break;
+        }
+        let Some(bytes) = src.get(&keys::inode(cur))? else {
+            break;
+        };
+        match decode::<InodeRecord>("inode", &bytes)? {
+            InodeRecord::At { parent, name } => {
+                names.push(name);
+                cur = parent;
+            }
+            InodeRecord::Own(_) => break,
+        }
+    }
+    let mut path = String::new();
+    for name in names.iter().rev() {
+        path.push('/');
+        path.push_str(&shown(name));
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+/// `dir`'s path joined with `name`.
+pub(crate) fn child_path(src: &dyn Source, dir: u64, name: &[u8]) -> Result<String> {
+    let base = dir_path(src, dir)?;
+    Ok(if base == "/" {
+        format!("/{}", shown(name))
+    } else {
+        format!("{base}/{}", shown(name))
+    })
+}
+
+/// An event about `dir/name` (seq, version and time are set by `emit`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit(
+    txn: &mut Txn<'_>,
+    kind: EventKind,
+    dir: u64,
+    name: &[u8],
+    old_path: Option<String>,
+    ino: u64,
+    file_kind: FileKind,
+    generation: u64,
+    size: u64,
+    digest: Option<nokv_types::Digest>,
+) -> Result<()> {
+    let path = child_path(txn, dir, name)?;
+    txn.emit(WatchEvent {
+        seq: 0,
+        commit_version: 0,
+        kind,
+        path,
+        old_path,
+        ino,
+        file_kind,
+        generation,
+        size,
+        digest,
+        time: 0,
+    })
+}
+
+fn floor(engine: &Engine) -> Result<u64> {
+    match engine.get(keys::WATCH_FLOOR)? {
+        Some(v) => decode_u64("watch floor", &v),
+        None => Ok(0),
+    }
+}
+
+/// Events with `seq >= from` about `prefix` (or below it), at most
+/// `limit` of them, looking at no more than `scan_limit` events.
+pub(crate) fn page(
+    engine: &Engine,
+    from: u64,
+    prefix: &str,
+    limit: usize,
+    scan_limit: usize,
+) -> Result<WatchPage> {
+    let floor = floor(engine)?;
+    if from < floor {
+        return Err(nokv_types::Error::WatchCompacted {
+            requested: from,
+            oldest: floor,
+        });
+    }
+    let after = from.checked_sub(1).map(keys::watch);
+    let rows = engine.scan(&keys::watch_prefix(), after.as_deref(), scan_limit.max(1))?;
+    let mut events = Vec::new();
+    let mut next = from;
+    for (_, value) in rows {
+        let event: WatchEvent = decode("watch event", &value)?;
+        next = event.seq + 1;
+        if event.is_under(prefix) {
+            events.push(event);
+            if events.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(WatchPage { events, next })
+}
+
+/// Deletes events of commit versions older than `keep_versions` behind
+/// `current_version`; returns how many went.
+pub(crate) fn trim(
+    txn: &mut Txn<'_>,
+    engine: &Engine,
+    current_version: u64,
+    keep_versions: u64,
+) -> Result<u64> {
+    let cut = current_version.saturating_sub(keep_versions) * EVENTS_PER_COMMAND;
+    if cut <= floor(engine)? {
+        return Ok(0);
+    }
+    // The floor first: readers below it get WatchCompacted, never a gap.
+    txn.put(keys::WATCH_FLOOR.to_vec(), encode_u64(cut).to_vec());
+    let mut n = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let rows = engine.scan(&keys::watch_prefix(), after.as_deref(), 4096)?;
+        if rows.is_empty() {
+            break;
+        }
+        for (key, _) in &rows {
+            let seq = keys::watch_seq(key).unwrap_or(u64::MAX);
+            if seq >= cut {
+                return Ok(n);
+            }
+            txn.delete(key.clone());
+            n += 1;
+        }
+        after = rows.last().map(|(k, _)| k.clone());
+    }
+    Ok(n)
+}

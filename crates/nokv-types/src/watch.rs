@@ -1,0 +1,87 @@
+//! Typed watch events: one per namespace change, appended to the watch
+//! log by the same command as the change itself.
+//!
+//! `seq` orders events totally and is stable across restarts: it is
+//! `commit_version * 256 + i` for the i-th event of a command, so a
+//! consumer that resumes from its last `seq + 1` misses nothing and sees
+//! nothing twice.
+
+use serde::{Deserialize, Serialize};
+
+use crate::attr::FileKind;
+use crate::body::Digest;
+
+/// Events one command may emit at most.
+pub const EVENTS_PER_COMMAND: u64 = 256;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A name appeared (mkdir, create, symlink, link).
+    Created,
+    /// A file's first body was published at a new name.
+    Published,
+    /// A file's body was replaced by a new generation.
+    Replaced,
+    /// A name went away (unlink, rmdir, replaced by a rename).
+    Removed,
+    /// A name moved (`old_path` -> `path`).
+    Renamed,
+    /// Attributes changed (chmod, chown, times, truncate to zero).
+    AttrChanged,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Published => "published",
+            EventKind::Replaced => "replaced",
+            EventKind::Removed => "removed",
+            EventKind::Renamed => "renamed",
+            EventKind::AttrChanged => "attr_changed",
+        }
+    }
+}
+
+/// One committed change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    pub seq: u64,
+    pub commit_version: u64,
+    pub kind: EventKind,
+    /// The path the change is about (the new path of a rename).
+    pub path: String,
+    /// The old path of a rename.
+    pub old_path: Option<String>,
+    pub ino: u64,
+    pub file_kind: FileKind,
+    /// Body generation, size and digest for files.
+    pub generation: u64,
+    pub size: u64,
+    pub digest: Option<Digest>,
+    /// Commit time, ns since the epoch.
+    pub time: i64,
+}
+
+impl WatchEvent {
+    /// True when the event concerns `prefix` or something below it (a
+    /// rename counts if either side does).
+    pub fn is_under(&self, prefix: &str) -> bool {
+        let under = |p: &str| {
+            prefix == "/"
+                || p == prefix
+                || (p.starts_with(prefix) && p.as_bytes().get(prefix.len()) == Some(&b'/'))
+        };
+        under(&self.path) || self.old_path.as_deref().is_some_and(under)
+    }
+}
+
+/// A page of the watch log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchPage {
+    pub events: Vec<WatchEvent>,
+    /// The `from` to ask for next (one past the last event looked at,
+    /// whether it matched the prefix or not).
+    pub next: u64,
+}
