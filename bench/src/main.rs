@@ -16,6 +16,7 @@ mod posix;
 mod readdir;
 mod reopen;
 mod report;
+mod server;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -51,6 +52,9 @@ enum Cmd {
     Publish(objects::ObjectArgs),
     /// Dataset sample reads, cold and warm, vs raw object-store GETs.
     Read(objects::ObjectArgs),
+    /// Metadata server over loopback: batched create vs ext4, big dir,
+    /// single-op latency (vs embedded).
+    Server(server::ServerArgs),
     /// Every workload with quick defaults (a few minutes on 2 cores).
     All(AllArgs),
     /// Internal: the builder child of `reopen`.
@@ -223,6 +227,7 @@ fn main() -> Result<()> {
         Cmd::Reopen(a) => single(&a.common, "reopen", |s| reopen::run(a, s)),
         Cmd::Publish(a) => single(&a.common, "publish", |s| objects::publish(a, s)),
         Cmd::Read(a) => single(&a.common, "read", |s| objects::read(a, s)),
+        Cmd::Server(a) => single(&a.common, "server", |s| server::run(a, s)),
         Cmd::All(a) => all(a),
         Cmd::ReopenChild(a) => reopen::child(a),
     }
