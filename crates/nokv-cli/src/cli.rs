@@ -232,10 +232,16 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    /// Destination path in the volume
+    /// Destination path in the volume (with -r: the local directory)
+    #[arg(value_name = "PATH")]
     pub path: String,
-    /// Local file, or `-` for stdin
+    /// Local file, or `-` for stdin (with -r: the destination path)
+    #[arg(value_name = "FILE")]
     pub file: String,
+    /// Publish a whole local directory atomically: `put -r <local-dir>
+    /// <path>`. Readers see the complete old tree or the complete new one.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
     /// Create missing parent directories first
     #[arg(short = 'p', long)]
     pub parents: bool,

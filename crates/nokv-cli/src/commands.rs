@@ -276,6 +276,9 @@ async fn put(global: &Global, args: PutArgs) -> Result<()> {
     let mut opts = client_options(global);
     opts.staging_ttl = std::time::Duration::from_secs(args.staging_ttl);
     let client = open(global, opts).await?;
+    if args.recursive {
+        return put_tree(&client, &args).await;
+    }
     if args.parents {
         if let Some(parent) = nokv_client::NokvPath::parse(&args.path)?.parent() {
             client.mkdir_all(&parent.to_string(), 0o755).await?;
@@ -593,4 +596,31 @@ async fn watch(
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
+}
+
+async fn put_tree(client: &Client, args: &PutArgs) -> Result<()> {
+    let (local, dst) = (Path::new(&args.path), args.file.as_str());
+    if args.parents {
+        if let Some(parent) = nokv_client::NokvPath::parse(dst)?.parent() {
+            client.mkdir_all(&parent.to_string(), 0o755).await?;
+        }
+    }
+    let out = client.put_tree(local, dst).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "published {} as {dst}: {} files ({} bytes), {} directories, {} symlinks{}",
+            local.display(),
+            out.files,
+            out.bytes,
+            out.dirs,
+            out.symlinks,
+            out.replaced_tree
+                .as_deref()
+                .map(|t| format!("; the old tree waits in {t} for gc"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }

@@ -231,6 +231,7 @@ mode_tests!(
     a_put_killed_mid_upload_is_collected_after_its_deadline,
     bad_input_is_refused_and_changes_nothing,
     fsck_finds_missing_and_leaked_objects,
+    put_r_publishes_and_replaces_a_whole_tree,
 );
 backend_tests_blocking!(broken_pipe_on_cat_is_not_an_error);
 
@@ -808,4 +809,36 @@ fn a_resumed_follower_sees_each_event_exactly_once() {
         .collect();
     assert_eq!(paths, expected, "every event exactly once, in order");
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+fn put_r_publishes_and_replaces_a_whole_tree(backend: Backend, mode: Mode) {
+    let mut env = Env::with(backend, mode);
+    env.init(&["--block-size", "65536"]);
+    let old = env.work.join("old");
+    let new = env.work.join("new");
+    for (dir, n, tag) in [(&old, 3, "old"), (&new, 5, "new")] {
+        std::fs::create_dir_all(dir.join("shards")).unwrap();
+        for i in 0..n {
+            std::fs::write(dir.join(format!("shards/{i}.pt")), format!("{tag}-{i}")).unwrap();
+        }
+    }
+    let out = env.ok(&["put", "-r", "-p", "old", "/runs/exp/ckpt"]);
+    assert!(out.contains("3 files"), "{out}");
+    assert_eq!(env.ok(&["cat", "/runs/exp/ckpt/shards/2.pt"]), "old-2");
+    let out = env.ok(&["put", "-r", "new", "/runs/exp/ckpt", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"], 5);
+    let trash = v["replaced_tree"].as_str().unwrap().to_string();
+    assert!(trash.starts_with("/.nokv-trash/"), "{trash}");
+    assert_eq!(
+        env.ok(&["ls", "/runs/exp/ckpt/shards"]),
+        "0.pt\n1.pt\n2.pt\n3.pt\n4.pt\n"
+    );
+    assert_eq!(env.ok(&["cat", "/runs/exp/ckpt/shards/4.pt"]), "new-4");
+    // The old tree is whole in the trash until gc's grace period ends.
+    assert_eq!(env.ok(&["cat", &format!("{trash}/shards/2.pt")]), "old-2");
+    // put -r of a missing local directory or onto a file is refused.
+    env.fails(&["put", "-r", "nope", "/x"], 5);
+    env.put_stdin("/file", b"x");
+    env.fails(&["put", "-r", "new", "/file"], 1);
 }

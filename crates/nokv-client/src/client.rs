@@ -25,6 +25,9 @@ pub struct ClientOptions {
     /// How long an upload may stay unpublished before GC may delete its
     /// blocks.
     pub staging_ttl: Duration,
+    /// How long a tree replaced by `put_tree` stays in the trash (whole,
+    /// for readers that were inside it) before `gc` removes it.
+    pub trash_grace: Duration,
     /// Watch events older than this many commit versions are dropped
     /// by `gc` (a follower further behind gets `WatchCompacted`).
     pub watch_retention_versions: u64,
@@ -41,6 +44,7 @@ impl Default for ClientOptions {
             store: BlockStoreOptions::default(),
             staging_ttl: Duration::from_secs(3600),
             watch_retention_versions: 1_000_000,
+            trash_grace: Duration::from_secs(60),
             uid: 0,
             gid: 0,
         }

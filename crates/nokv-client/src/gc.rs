@@ -26,6 +26,9 @@ pub struct GcReport {
     pub expired_uploads: u64,
     pub staged_blocks_deleted: u64,
     pub deleted_keys: Vec<String>,
+    /// Replaced trees (trash) and abandoned staging trees removed.
+    pub trees_removed: u64,
+    pub tree_names_removed: u64,
     /// Watch events dropped by retention.
     pub watch_events_trimmed: u64,
 }
@@ -35,6 +38,24 @@ impl Client {
     /// uploads.
     pub async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
+        // Old trees first, so their blocks reach the queue drained below.
+        let now = now_nanos();
+        let grace = self.inner.opts.trash_grace.as_nanos().min(i64::MAX as u128) as i64;
+        let ttl = self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64;
+        for (dir, keep_for) in [(nokv_meta::TRASH_DIR, grace), (crate::STAGING_DIR, ttl)] {
+            let entries = match self.list(dir).await {
+                Ok(e) => e,
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                if e.attr.ctime.saturating_add(keep_for) <= now {
+                    let path = format!("{dir}/{}", String::from_utf8_lossy(&e.name));
+                    report.trees_removed += 1;
+                    report.tree_names_removed += self.remove_all(&path).await?;
+                }
+            }
+        }
         let store = self.store().clone();
         loop {
             let reply = self.call(MetaOp::GcQueue { limit: 256 }).await?;

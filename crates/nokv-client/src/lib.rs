@@ -40,6 +40,7 @@ mod fsck;
 mod gc;
 mod meta;
 mod put;
+mod put_tree;
 mod read;
 mod remote;
 mod watch;
@@ -48,6 +49,7 @@ pub use client::{Client, ClientOptions};
 pub use fsck::FsckReport;
 pub use gc::GcReport;
 pub use put::{PutOptions, PutOutcome};
+pub use put_tree::{PutTreeOutcome, STAGING_DIR};
 
 pub use nokv_meta::{
     DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, MetaOp, MetaReply, Owner, RenameMode,

@@ -51,6 +51,32 @@ impl Client {
         read_range(self.store(), &body, offset, len).await
     }
 
+    /// One page of directory inode `dir` (a handle: it keeps naming the
+    /// same directory when paths above it are renamed or swapped, so a
+    /// reader that walks a tree by inode sees one tree, old or new).
+    pub async fn list_ino(
+        &self,
+        dir: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<nokv_meta::DirPage<nokv_meta::DirEntryPlus>> {
+        let op = MetaOp::ListIno {
+            dir,
+            after: after.map(|a| a.to_vec()),
+            limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
+        };
+        let reply = self.call(op).await?;
+        expect_reply!(reply, "list_ino", MetaReply::Page(p) => p)
+    }
+
+    /// The whole content of file inode `ino`.
+    pub async fn read_ino(&self, ino: u64) -> Result<Bytes> {
+        let reply = self.call(MetaOp::BodyIno { ino }).await?;
+        let (_, body) =
+            expect_reply!(reply, "body_ino", MetaReply::Body { attr, body } => (attr, body))?;
+        read_range(self.store(), &body, 0, body.size).await
+    }
+
     /// The whole file in memory (for small files; use `read_stream` for
     /// big ones).
     pub async fn read(&self, path: &str) -> Result<Bytes> {

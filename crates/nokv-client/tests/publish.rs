@@ -53,6 +53,8 @@ backend_tests!(
     remove_queues_blocks_and_gc_leaves_exactly_the_referenced_ones,
     readers_see_whole_generations_during_replace,
     a_put_racing_a_replace_still_lands,
+    put_tree_swaps_whole_trees,
+    gc_removes_trash_after_the_grace,
 );
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -409,4 +411,136 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin {
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+fn local_tree(root: &std::path::Path, tag: u8, files: usize) {
+    std::fs::create_dir_all(root.join("shards/inner")).unwrap();
+    for i in 0..files {
+        let dir = if i % 2 == 0 { "shards" } else { "shards/inner" };
+        std::fs::write(
+            root.join(format!("{dir}/s{i}")),
+            data(BS as usize / 2 + i, tag),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("shards/s0", root.join("latest")).unwrap();
+}
+
+/// Every (path, content) of the tree under `dir`, or None when a read
+/// raced a removal (a reader must never see a mix of old and new).
+async fn snapshot_tree(c: &Client, dir: &str) -> Option<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_string()];
+    while let Some(d) = stack.pop() {
+        let entries = c.list(&d).await.ok()?;
+        for e in entries {
+            let p = format!("{d}/{}", String::from_utf8_lossy(&e.name));
+            match e.attr.kind {
+                nokv_client::FileKind::Dir => stack.push(p),
+                nokv_client::FileKind::File => {
+                    out.push((p.clone(), c.read(&p).await.ok()?.to_vec()))
+                }
+                _ => out.push((p.clone(), c.readlink(&p).await.ok()?.into_bytes())),
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+/// The same as `snapshot_tree`, relative to `dir`, but opened once by
+/// path and then walked by inode: a handle on one tree.
+async fn snapshot_tree_by_handle(c: &Client, dir: &str) -> Option<Vec<(String, Vec<u8>)>> {
+    let root = c.stat(dir).await.ok()?.ino;
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), root)];
+    while let Some((rel, ino)) = stack.pop() {
+        let page = c.list_ino(ino, None, 4096).await.ok()?;
+        for e in page.entries {
+            let p = format!("{rel}/{}", String::from_utf8_lossy(&e.name));
+            match e.attr.kind {
+                nokv_client::FileKind::Dir => stack.push((p, e.attr.ino)),
+                nokv_client::FileKind::File => {
+                    out.push((p, c.read_ino(e.attr.ino).await.ok()?.to_vec()))
+                }
+                _ => out.push((p, b"symlink".to_vec())),
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+async fn put_tree_swaps_whole_trees(backend: Backend) {
+    let v = volume(backend).await;
+    let c = v.client.clone();
+    let old_dir = v._dir.path().join("old");
+    let new_dir = v._dir.path().join("new");
+    local_tree(&old_dir, 1, 6);
+    local_tree(&new_dir, 2, 9);
+    c.mkdir("/ckpt", 0o755).await.unwrap();
+    let out = c.put_tree(&old_dir, "/ckpt/step-1").await.unwrap();
+    assert_eq!((out.files, out.dirs, out.symlinks), (6, 2, 1));
+    assert!(out.replaced_tree.is_none());
+    let old = snapshot_tree_by_handle(&c, "/ckpt/step-1").await.unwrap();
+    assert_eq!(old.len(), 7);
+
+    // A reader walks the tree over and over while it is replaced.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut views = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(t) = snapshot_tree_by_handle(&c, "/ckpt/step-1").await {
+                    views.push(t);
+                }
+            }
+            views
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let out = c.put_tree(&new_dir, "/ckpt/step-1").await.unwrap();
+    let trash = out.replaced_tree.expect("the old tree was moved aside");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let views = reader.await.unwrap();
+    let new = snapshot_tree_by_handle(&c, "/ckpt/step-1").await.unwrap();
+    assert_eq!(new.len(), 10);
+    assert_ne!(old, new);
+    assert!(!views.is_empty());
+    for view in &views {
+        assert!(*view == old || *view == new, "a reader saw a mixed tree");
+    }
+    // The old tree waits in the trash, whole, until gc after the grace.
+    assert_eq!(snapshot_tree(&c, &trash).await.unwrap().len(), 7);
+    c.gc().await.unwrap();
+    assert!(c.stat(&trash).await.is_ok(), "kept during the grace period");
+}
+
+async fn gc_removes_trash_after_the_grace(backend: Backend) {
+    let mut v = volume(backend).await;
+    v.opts.trash_grace = std::time::Duration::ZERO;
+    drop(v.client);
+    v.client = Client::open(&v.home, v.opts.clone()).await.unwrap();
+    let c = v.client.clone();
+    let a = v._dir.path().join("a");
+    let b = v._dir.path().join("b");
+    local_tree(&a, 3, 4);
+    local_tree(&b, 4, 4);
+    c.put_tree(&a, "/t").await.unwrap();
+    let trash = c.put_tree(&b, "/t").await.unwrap().replaced_tree.unwrap();
+    let report = c.gc().await.unwrap();
+    assert_eq!(report.trees_removed, 1);
+    assert!(c.stat(&trash).await.is_err());
+    assert_eq!(stored_keys(&v).await, referenced_keys(&c).await);
+    // A non-directory local path, or a file at the destination, is refused.
+    assert!(c.put_tree(&a.join("latest"), "/u").await.is_err());
+    c.put_bytes("/file", b"x", PutOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.put_tree(&a, "/file").await,
+        Err(Error::NotADirectory(_))
+    ));
 }

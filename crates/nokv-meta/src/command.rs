@@ -8,7 +8,9 @@
 //!   ahead of it in the same group;
 //! - a predicate that fails makes the command apply nothing: its
 //!   writes are dropped from the group and never reach holt;
-//! - the predicates are also handed to holt as guards, in order, so a
+//! - the predicates are also handed to holt as guards, each at the point
+//!   of the command where it was checked (after the writes made before
+//!   it, before the writes made after it), so a
 //!   divergence between what the command saw and what holt holds fails
 //!   the whole batch rather than applying something unchecked.
 
@@ -38,7 +40,9 @@ pub(crate) enum Mutation {
 /// Predicates and mutations of one committed change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct MetadataCommand {
-    pub predicates: Vec<Predicate>,
+    /// Each predicate with the number of mutations recorded before it
+    /// was checked: holt must check it at that point of the batch.
+    pub predicates: Vec<(usize, Predicate)>,
     pub mutations: Vec<Mutation>,
 }
 
@@ -48,7 +52,7 @@ impl MetadataCommand {
         let p: usize = self
             .predicates
             .iter()
-            .map(|p| match p {
+            .map(|(_, p)| match p {
                 Predicate::Absent(k) | Predicate::PrefixEmpty(k) => k.len() + 8,
             })
             .sum();
@@ -143,9 +147,10 @@ impl<'a> Txn<'a> {
     pub fn require_absent(&mut self, key: &[u8]) -> Result<bool> {
         let absent = self.get(key)?.is_none();
         if absent {
+            let at = self.command.mutations.len();
             self.command
                 .predicates
-                .push(Predicate::Absent(key.to_vec()));
+                .push((at, Predicate::Absent(key.to_vec())));
         }
         Ok(absent)
     }
@@ -154,9 +159,10 @@ impl<'a> Txn<'a> {
     pub fn require_prefix_empty(&mut self, prefix: &[u8]) -> Result<bool> {
         let empty = self.prefix_is_empty(prefix)?;
         if empty {
+            let at = self.command.mutations.len();
             self.command
                 .predicates
-                .push(Predicate::PrefixEmpty(prefix.to_vec()));
+                .push((at, Predicate::PrefixEmpty(prefix.to_vec())));
         }
         Ok(empty)
     }

@@ -121,17 +121,20 @@ impl Engine {
         self.tree
             .atomic(|batch| {
                 for command in commands {
-                    for p in &command.predicates {
-                        match p {
-                            Predicate::Absent(k) => batch.assert_absent(k),
-                            Predicate::PrefixEmpty(k) => batch.assert_prefix_empty(k),
+                    // Guards go where they were checked: holt's guards see
+                    // the writes queued before them in the same batch.
+                    let mut guards = command.predicates.iter().peekable();
+                    for (i, m) in command.mutations.iter().enumerate() {
+                        while let Some((_, p)) = guards.next_if(|(at, _)| *at <= i) {
+                            guard(batch, p);
                         }
-                    }
-                    for m in &command.mutations {
                         match m {
                             Mutation::Put(k, v) => batch.put(k, v),
                             Mutation::Delete(k) => batch.delete(k),
                         }
+                    }
+                    for (_, p) in guards {
+                        guard(batch, p);
                     }
                 }
                 for (k, v) in extra {
@@ -155,6 +158,13 @@ impl Engine {
         Ok(EngineStats {
             summary: format!("{s:?}"),
         })
+    }
+}
+
+fn guard(batch: &mut holt::AtomicBatch, p: &Predicate) {
+    match p {
+        Predicate::Absent(k) => batch.assert_absent(k),
+        Predicate::PrefixEmpty(k) => batch.assert_prefix_empty(k),
     }
 }
 

@@ -98,6 +98,23 @@ pub enum MetaOp {
     GcQueue {
         limit: u32,
     },
+    /// A page of directory `dir` by inode (a handle that survives renames
+    /// and swaps of the paths above it).
+    ListIno {
+        dir: u64,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    },
+    /// Attributes and manifest of file `ino`.
+    BodyIno {
+        ino: u64,
+    },
+    /// Swaps the staged directory into place at `dst`, moving an existing
+    /// `dst` tree to the trash (atomic directory publish).
+    SwapTree {
+        staged: String,
+        dst: String,
+    },
     /// Watch events from `from` about `prefix`.
     Watch {
         from: u64,
@@ -157,6 +174,8 @@ impl MetaOp {
                 | MetaOp::GcQueue { .. }
                 | MetaOp::ManifestBlocks { .. }
                 | MetaOp::Watch { .. }
+                | MetaOp::ListIno { .. }
+                | MetaOp::BodyIno { .. }
         )
     }
 
@@ -184,6 +203,9 @@ impl MetaOp {
             MetaOp::GcQueue { .. } => "gc_queue",
             MetaOp::ManifestBlocks { .. } => "manifest_blocks",
             MetaOp::Watch { .. } => "watch",
+            MetaOp::SwapTree { .. } => "swap_tree",
+            MetaOp::ListIno { .. } => "list_ino",
+            MetaOp::BodyIno { .. } => "body_ino",
             MetaOp::TrimWatch { .. } => "trim_watch",
             MetaOp::GcDone { .. } => "gc_done",
             MetaOp::Checkpoint => "checkpoint",
@@ -277,6 +299,18 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
             MetaReply::Staged(vol.expired_uploads(now, limit as usize)?)
         }
         MetaOp::GcQueue { limit } => MetaReply::Gc(vol.gc_queue(limit.min(MAX_PAGE) as usize)?),
+        MetaOp::ListIno { dir, after, limit } => {
+            if limit == 0 || limit > MAX_PAGE {
+                return Err(Error::InvalidArgument(format!(
+                    "page size {limit} is outside 1..={MAX_PAGE}"
+                )));
+            }
+            MetaReply::Page(vol.readdirplus(dir, after.as_deref(), limit as usize)?)
+        }
+        MetaOp::BodyIno { ino } => {
+            let (attr, body) = vol.body(ino)?;
+            MetaReply::Body { attr, body }
+        }
         MetaOp::Watch {
             from,
             prefix,
@@ -354,6 +388,10 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             owner,
             bs,
         )?),
+        MetaOp::SwapTree { staged, dst } => {
+            let old = paths::swap_tree_in(txn, &path(&staged)?, &path(&dst)?, bs)?;
+            MetaReply::Target(old.unwrap_or_default().into_bytes())
+        }
         MetaOp::TrimWatch { keep_versions } => {
             let engine = txn.engine();
             let current = txn.version();

@@ -126,6 +126,58 @@ pub(crate) fn rename_in(
     })
 }
 
+/// Where replaced trees wait for `gc` (readers that were inside the old
+/// tree when it was swapped out keep seeing it whole until then).
+pub const TRASH_DIR: &str = "/.nokv-trash";
+
+/// Swaps the directory `staged` into place at `dst` in one command: an
+/// existing `dst` (a directory of any size) moves into `TRASH_DIR`, and
+/// `staged` takes its name. Readers see the whole old tree or the whole
+/// new one. Returns the trash path of the old tree, if there was one.
+pub(crate) fn swap_tree_in(
+    txn: &mut Txn<'_>,
+    staged: &NokvPath,
+    dst: &NokvPath,
+    block_size: u32,
+) -> Result<Option<String>> {
+    let staged_attr = resolve(txn, staged, false)?;
+    if staged_attr.kind != FileKind::Dir {
+        return Err(Error::NotADirectory(staged.to_string()));
+    }
+    if dst.starts_with(staged) || staged.starts_with(dst) {
+        return Err(Error::IntoOwnSubtree {
+            src: staged.to_string(),
+            dst: dst.to_string(),
+        });
+    }
+    let (dst_parent, dst_name) = resolve_parent(txn, dst)?;
+    let mut trashed = None;
+    if let Some(entry) = namespace::load_entry(txn, dst_parent, &dst_name)? {
+        if entry.kind() != FileKind::Dir {
+            return Err(Error::NotADirectory(dst.to_string()));
+        }
+        let owner = Owner {
+            mode: 0o700,
+            uid: 0,
+            gid: 0,
+        };
+        let trash_dir = mkdir_in(txn, &NokvPath::parse(TRASH_DIR)?, owner, true)?;
+        let trash_name = format!("{}-{}", txn.version(), namespace::shown(&dst_name));
+        namespace::rename::rename(
+            txn,
+            dst_parent,
+            &dst_name,
+            trash_dir.ino,
+            trash_name.as_bytes(),
+            RenameMode::NoReplace,
+            block_size,
+        )?;
+        trashed = Some(format!("{TRASH_DIR}/{trash_name}"));
+    }
+    rename_in(txn, staged, dst, RenameMode::NoReplace, block_size)?;
+    Ok(trashed)
+}
+
 pub(crate) fn setattr_in(
     txn: &mut Txn<'_>,
     path: &NokvPath,

@@ -82,6 +82,9 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
             limit,
         }),
         MetaOp::TrimWatch { keep_versions } => P::TrimWatch(pb::TrimWatchOp { keep_versions }),
+        MetaOp::SwapTree { staged, dst } => P::SwapTree(pb::SwapTreeOp { staged, dst }),
+        MetaOp::ListIno { dir, after, limit } => P::ListIno(pb::ListInoOp { dir, after, limit }),
+        MetaOp::BodyIno { ino } => P::BodyIno(pb::BodyInoOp { ino }),
         MetaOp::ManifestBlocks { after, limit } => {
             P::ManifestBlocks(pb::ManifestBlocksOp { after, limit })
         }
@@ -160,6 +163,16 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
             from: o.from,
             prefix: o.prefix,
             limit: o.limit,
+        },
+        P::ListIno(o) => MetaOp::ListIno {
+            dir: o.dir,
+            after: o.after,
+            limit: o.limit,
+        },
+        P::BodyIno(o) => MetaOp::BodyIno { ino: o.ino },
+        P::SwapTree(o) => MetaOp::SwapTree {
+            staged: o.staged,
+            dst: o.dst,
         },
         P::TrimWatch(o) => MetaOp::TrimWatch {
             keep_versions: o.keep_versions,

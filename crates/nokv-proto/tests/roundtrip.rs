@@ -145,6 +145,16 @@ fn op() -> impl Strategy<Value = MetaOp> {
         any::<u32>().prop_map(|limit| MetaOp::GcQueue { limit }),
         (any::<Option<Vec<u8>>>(), any::<u32>())
             .prop_map(|(after, limit)| MetaOp::ManifestBlocks { after, limit }),
+        (any::<u64>(), path(), any::<u32>()).prop_map(|(from, prefix, limit)| MetaOp::Watch {
+            from,
+            prefix,
+            limit
+        }),
+        any::<u64>().prop_map(|keep_versions| MetaOp::TrimWatch { keep_versions }),
+        (path(), path()).prop_map(|(staged, dst)| MetaOp::SwapTree { staged, dst }),
+        (any::<u64>(), any::<Option<Vec<u8>>>(), any::<u32>())
+            .prop_map(|(dir, after, limit)| MetaOp::ListIno { dir, after, limit }),
+        any::<u64>().prop_map(|ino| MetaOp::BodyIno { ino }),
         prop::collection::vec(any::<(u64, u32)>(), 0..4).prop_map(|ids| MetaOp::GcDone {
             ids: ids
                 .into_iter()
