@@ -66,9 +66,15 @@ impl Metadata for Service {
         let name = op.name();
         let start = Instant::now();
         let vol = self.vol.clone();
-        let result = blocking(move || nokv_meta::execute(&vol, op))
-            .await
-            .and_then(|r| r);
+        // Reads never wait for a commit or an fsync: answer them on the
+        // I/O thread (a hop to the blocking pool cost more than the read).
+        let result = if op.is_read() {
+            nokv_meta::execute(&vol, op)
+        } else {
+            blocking(move || nokv_meta::execute(&vol, op))
+                .await
+                .and_then(|r| r)
+        };
         let took = start.elapsed();
         self.metrics.op_done(name, took, &result);
         tracing::debug!(
