@@ -206,6 +206,10 @@ pub struct ServeArgs {
     /// Most ops one batch request may carry
     #[arg(long, default_value_t = 10_000)]
     pub max_batch_ops: usize,
+    /// Seconds between background GC passes (0: no background GC). The
+    /// worker uses this process's object-store credentials.
+    #[arg(long, default_value_t = 60)]
+    pub gc_interval: u64,
 }
 
 #[derive(Debug, Args)]

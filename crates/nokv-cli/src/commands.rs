@@ -27,7 +27,7 @@ pub(crate) fn home_dir(global: &Global) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".nokv"))
 }
 
-fn client_options(global: &Global) -> ClientOptions {
+pub(crate) fn client_options(global: &Global) -> ClientOptions {
     let credentials = StoreCredentials {
         access_key_id: global.s3.s3_access_key_id.clone(),
         secret_access_key: global.s3.s3_secret_access_key.clone(),

@@ -10,7 +10,7 @@ use nokv_meta::{OpenOptions, Volume};
 use nokv_server::{ServeOptions, Server};
 
 use crate::cli::{DurabilityArg, Global, ServeArgs};
-use crate::commands::embedded_only;
+use crate::commands::{client_options, embedded_only};
 
 pub async fn serve(global: &Global, args: ServeArgs, home: PathBuf) -> Result<()> {
     embedded_only(global, "serve")?;
@@ -36,6 +36,15 @@ pub async fn serve(global: &Global, args: ServeArgs, home: PathBuf) -> Result<()
         ..OpenOptions::default()
     };
     let vol = tokio::task::spawn_blocking(move || Volume::open(&home, open)).await??;
+    if args.gc_interval > 0 {
+        let every = std::time::Duration::from_secs(args.gc_interval);
+        match nokv_client::Client::embedded(vol.clone(), client_options(global)) {
+            Ok(client) => {
+                tokio::spawn(client.gc_worker(every));
+            }
+            Err(e) => tracing::warn!("background GC disabled: cannot open the object store: {e}"),
+        }
+    }
     let opts = ServeOptions {
         listen: args.listen,
         http_listen: (!args.no_http).then_some(args.http_listen),

@@ -842,3 +842,52 @@ fn put_r_publishes_and_replaces_a_whole_tree(backend: Backend, mode: Mode) {
     env.put_stdin("/file", b"x");
     env.fails(&["put", "-r", "new", "/file"], 1);
 }
+
+/// `serve` runs GC in the background: blocks of a removed file go away
+/// without anyone running `nokv-fs gc`.
+#[test]
+fn the_server_collects_garbage_in_the_background() {
+    let mut env = Env::with(Backend::Local, Mode::Embedded);
+    env.init(&["--block-size", "65536"]);
+    let server = support::ServerProc::start(&env.home, &["--gc-interval", "1"]);
+    let remote = |args: &[&str]| {
+        let out = env
+            .embedded_cmd()
+            .env("NOKV_SERVER", &server.url)
+            .env("NOKV_TOKEN", support::token(&env.home))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut child = env
+        .embedded_cmd()
+        .env("NOKV_SERVER", &server.url)
+        .env("NOKV_TOKEN", support::token(&env.home))
+        .args(["put", "/f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&pseudo_random(200_000))
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(env.objects().len(), 4);
+    remote(&["rm", "/f"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !env.objects().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background gc never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(server);
+}

@@ -127,6 +127,17 @@ impl Client {
         Ok(Client::from_parts(meta, store, opts))
     }
 
+    /// A client on a volume this process already has open (e.g. the
+    /// server's own, for its background GC worker).
+    pub fn embedded(volume: Volume, opts: ClientOptions) -> Result<Client> {
+        let store = BlockStore::open(
+            &volume.info().location,
+            &opts.credentials,
+            opts.store.clone(),
+        )?;
+        Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
+    }
+
     pub(crate) fn from_parts(meta: Meta, store: BlockStore, opts: ClientOptions) -> Client {
         Client {
             inner: Arc::new(Inner { meta, store, opts }),

@@ -34,6 +34,31 @@ pub struct GcReport {
 }
 
 impl Client {
+    /// Runs a GC pass every `every`, forever (a background worker: the
+    /// server spawns one). A failed pass is logged and retried at the
+    /// next tick; GC is crash-safe, so stopping it at any point is fine.
+    pub async fn gc_worker(self, every: std::time::Duration) {
+        // The first pass after one period, not at start-up.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.gc().await {
+                Ok(r) => {
+                    if r.queued_blocks_deleted + r.staged_blocks_deleted + r.trees_removed > 0 {
+                        tracing::info!(
+                            queued = r.queued_blocks_deleted,
+                            staged = r.staged_blocks_deleted,
+                            trees = r.trees_removed,
+                            "background gc pass"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("background gc pass failed: {e}"),
+            }
+        }
+    }
+
     /// Runs one GC pass: drains the GC queue and collects expired
     /// uploads.
     pub async fn gc(&self) -> Result<GcReport> {
