@@ -17,6 +17,7 @@ mod readdir;
 mod reopen;
 mod report;
 mod server;
+mod watch;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +56,8 @@ enum Cmd {
     /// Metadata server over loopback: batched create vs ext4, big dir,
     /// single-op latency (vs embedded).
     Server(server::ServerArgs),
+    /// Typed watch over a server: delivery rate and publish-to-delivery latency.
+    Watch(watch::WatchArgs),
     /// Every workload with quick defaults (a few minutes on 2 cores).
     All(AllArgs),
     /// Internal: the builder child of `reopen`.
@@ -228,6 +231,7 @@ fn main() -> Result<()> {
         Cmd::Publish(a) => single(&a.common, "publish", |s| objects::publish(a, s)),
         Cmd::Read(a) => single(&a.common, "read", |s| objects::read(a, s)),
         Cmd::Server(a) => single(&a.common, "server", |s| server::run(a, s)),
+        Cmd::Watch(a) => single(&a.common, "watch", |s| watch::run(a, s)),
         Cmd::All(a) => all(a),
         Cmd::ReopenChild(a) => reopen::child(a),
     }

@@ -48,7 +48,7 @@ use crate::report::{int, ratio, ratio_value, Report, Table};
 
 /// The bearer token of the benchmark's servers (auth stays on, as in a
 /// real deployment).
-const TOKEN: &str = "nokv-bench-token";
+pub(crate) const TOKEN: &str = "nokv-bench-token";
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -91,15 +91,15 @@ fn file_name(names: NameStyle, prefix: &str, i: usize) -> String {
 }
 
 /// A metadata server on its own runtime, serving one volume.
-struct Served {
+pub(crate) struct Served {
     rt: Runtime,
-    url: String,
+    pub(crate) url: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<nokv_types::Result<()>>,
 }
 
 impl Served {
-    fn start(home: &Path, durability: DurabilityArg, workers: usize) -> Result<Served> {
+    pub(crate) fn start(home: &Path, durability: DurabilityArg, workers: usize) -> Result<Served> {
         let vol = init_volume(home, durability)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
@@ -130,7 +130,7 @@ impl Served {
     }
 
     /// Graceful shutdown (finishes in-flight requests, checkpoints).
-    fn stop(self) -> Result<()> {
+    pub(crate) fn stop(self) -> Result<()> {
         let Served {
             rt,
             stop,
