@@ -11,8 +11,10 @@ use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND};
 
 use crate::client::{expect_reply, Client};
 
-/// How long a caught-up follower waits before asking again.
-const POLL: Duration = Duration::from_millis(50);
+/// How long a caught-up follower waits before asking again: bounds the
+/// publish-to-delivery latency (~half of it on average) at the cost of
+/// up to 100 small page requests a second per idle follower.
+const POLL: Duration = Duration::from_millis(10);
 
 impl Client {
     /// Events with `seq >= from` about `prefix` or below it.
