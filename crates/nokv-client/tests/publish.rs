@@ -345,7 +345,7 @@ async fn readers_see_whole_generations_during_replace(backend: Backend) {
         let c = c.clone();
         let (a, b) = (a.clone(), b.clone());
         tokio::spawn(async move {
-            for i in 0..20 {
+            for i in 0..30 {
                 let bytes = if i % 2 == 0 { &b } else { &a };
                 c.put_bytes("/g", bytes, PutOptions::default())
                     .await
@@ -353,12 +353,19 @@ async fn readers_see_whole_generations_during_replace(backend: Backend) {
             }
         })
     };
-    for _ in 0..40 {
-        let got = c.read("/g").await.unwrap();
+    // Read for as long as the writer writes: every read overlaps replaces
+    // (a read used to fail with "manifest chunk ... is missing" when a
+    // replace deleted the manifest it had started to read).
+    let mut reads = 0;
+    while !writer.is_finished() || reads < 10 {
+        let (got, meta) = tokio::join!(c.read("/g"), c.body("/g"));
+        let got = got.unwrap();
+        meta.unwrap();
         assert!(
             got.as_ref() == &a[..] || got.as_ref() == &b[..],
             "torn read"
         );
+        reads += 1;
     }
     writer.await.unwrap();
 }

@@ -146,6 +146,22 @@ pub fn volume_token(home: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// Retries a multi-key read that came back `Corrupt`: between its point
+/// reads a commit may have moved what it was following (see the note on
+/// reads in `impl Volume`). Real corruption persists and is returned.
+fn untorn<T>(read: impl Fn() -> Result<T>) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match read() {
+            Err(Error::Corrupt(_)) if tries < 16 => {
+                tries += 1;
+                std::thread::yield_now();
+            }
+            other => return other,
+        }
+    }
+}
+
 /// True when `home` holds a volume marker.
 pub fn volume_exists(home: &Path) -> bool {
     home.join(MARKER).is_file()
@@ -329,23 +345,33 @@ impl Volume {
     }
 
     // ---- reads (inode level) ----
+    //
+    // Reads outside a command are several point reads, each of the latest
+    // state: a change that commits in between (a replace deleting the old
+    // manifest, a rename moving the entry a back-pointer names) can make
+    // them disagree. Such a torn read shows up as `Corrupt`; it is retried
+    // (`untorn`), and only a disagreement that persists is reported.
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
-        let (data, _) = require_inode(self.src(), ino)?;
-        Ok(data.to_attr(ino))
+        untorn(|| {
+            let (data, _) = require_inode(self.src(), ino)?;
+            Ok(data.to_attr(ino))
+        })
     }
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         nokv_types::validate_name(name)?;
-        namespace::require_dir(self.src(), parent)?;
-        let entry = load_entry(self.src(), parent, name)?
-            .ok_or_else(|| Error::NotFound(namespace::shown(name)))?;
-        let (ino, data, _) = namespace::entry_inode(self.src(), parent, name, entry)?;
-        Ok(data.to_attr(ino))
+        untorn(|| {
+            namespace::require_dir(self.src(), parent)?;
+            let entry = load_entry(self.src(), parent, name)?
+                .ok_or_else(|| Error::NotFound(namespace::shown(name)))?;
+            let (ino, data, _) = namespace::entry_inode(self.src(), parent, name, entry)?;
+            Ok(data.to_attr(ino))
+        })
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
-        let (data, _) = require_inode(self.src(), ino)?;
+        let (data, _) = untorn(|| require_inode(self.src(), ino))?;
         match (data.kind, data.target) {
             (FileKind::Symlink, Some(t)) => Ok(t),
             _ => Err(Error::NotASymlink(format!("inode {ino}"))),
@@ -358,7 +384,7 @@ impl Volume {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<DirPage<DirEntry>> {
-        namespace::list::readdir(&self.inner.engine, dir, after, limit)
+        untorn(|| namespace::list::readdir(&self.inner.engine, dir, after, limit))
     }
 
     pub fn readdirplus(
@@ -367,21 +393,23 @@ impl Volume {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<DirPage<DirEntryPlus>> {
-        namespace::list::readdirplus(&self.inner.engine, dir, after, limit)
+        untorn(|| namespace::list::readdirplus(&self.inner.engine, dir, after, limit))
     }
 
     /// Attributes and manifest of a file's current generation.
     pub fn body(&self, ino: u64) -> Result<(Attr, Body)> {
-        let (data, _) = require_inode(self.src(), ino)?;
-        match data.kind {
-            FileKind::File => {}
-            FileKind::Dir => return Err(Error::IsADirectory(format!("inode {ino}"))),
-            FileKind::Symlink => {
-                return Err(Error::InvalidArgument(format!("inode {ino} is a symlink")))
+        untorn(|| {
+            let (data, _) = require_inode(self.src(), ino)?;
+            match data.kind {
+                FileKind::File => {}
+                FileKind::Dir => return Err(Error::IsADirectory(format!("inode {ino}"))),
+                FileKind::Symlink => {
+                    return Err(Error::InvalidArgument(format!("inode {ino} is a symlink")))
+                }
             }
-        }
-        let body = read_body(self.src(), ino, &data, self.block_size())?;
-        Ok((data.to_attr(ino), body))
+            let body = read_body(self.src(), ino, &data, self.block_size())?;
+            Ok((data.to_attr(ino), body))
+        })
     }
 
     // ---- reads (path level) ----
@@ -389,12 +417,12 @@ impl Volume {
     /// Resolves a path; `follow` decides whether a final symlink is
     /// followed (stat) or returned (lstat).
     pub fn resolve(&self, path: &NokvPath, follow: bool) -> Result<Attr> {
-        resolve::resolve(self.src(), path, follow)
+        untorn(|| resolve::resolve(self.src(), path, follow))
     }
 
     /// The directory a new name at `path` goes into, and the name.
     pub fn resolve_parent(&self, path: &NokvPath) -> Result<(u64, Vec<u8>)> {
-        resolve::resolve_parent(self.src(), path)
+        untorn(|| resolve::resolve_parent(self.src(), path))
     }
 
     // ---- changes (inode level); each is one MetadataCommand ----
