@@ -31,8 +31,10 @@ cmp "$work/model.safetensors" "$work/restored.bin" && echo "restored bytes are i
 run mv /runs/exp1 /runs/exp1-final
 run ln -s /runs/exp1-final/step-100.ckpt /latest
 run ls -l /
+run watch / --from 0 --no-follow
 run rm -r /runs
 run rm /latest
 run gc
+run fsck
 run status
 printf '\nvolume kept at %s\n' "$NOKV_HOME"
