@@ -891,3 +891,39 @@ fn the_server_collects_garbage_in_the_background() {
     }
     drop(server);
 }
+
+/// Over a server, watch events are pushed; a follower's open stream
+/// neither delays the server's graceful shutdown nor outlives it.
+#[test]
+fn a_streaming_follower_does_not_hold_up_shutdown() {
+    use std::io::BufRead;
+    let mut env = Env::with(Backend::Local, Mode::Embedded);
+    env.init(&[]);
+    let mut server = support::ServerProc::start(&env.home, &[]);
+    let mut follower = env
+        .embedded_cmd()
+        .env("NOKV_SERVER", &server.url)
+        .env("NOKV_TOKEN", support::token(&env.home))
+        .args(["watch", "/", "--from", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = env
+        .embedded_cmd()
+        .env("NOKV_SERVER", &server.url)
+        .env("NOKV_TOKEN", support::token(&env.home))
+        .args(["mkdir", "/pushed"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains("created /pushed"), "{line}");
+    let start = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "shutdown waited {:?}", start.elapsed());
+    // The follower's stream ended with the server.
+    let _ = follower.wait();
+}

@@ -91,6 +91,28 @@ impl Remote {
         }
     }
 
+    /// The server's push stream of watch pages from `from`.
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        from: u64,
+    ) -> Result<futures::stream::BoxStream<'static, Result<nokv_types::WatchPage>>> {
+        use futures::StreamExt;
+        let mut c = self.client.clone();
+        let req = pb::WatchRequest {
+            from,
+            prefix: prefix.to_string(),
+        };
+        let stream = c.watch(req).await.map_err(|s| self.error(&s))?.into_inner();
+        let me = self.clone();
+        Ok(stream
+            .map(move |item| match item {
+                Ok(page) => nokv_proto::decode_watch_page(page),
+                Err(s) => Err(me.error(&s)),
+            })
+            .boxed())
+    }
+
     pub async fn call(&self, op: MetaOp) -> Result<MetaReply> {
         let mut c = self.client.clone();
         let req = pb::OpRequest {

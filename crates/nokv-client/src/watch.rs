@@ -38,7 +38,36 @@ impl Client {
 
     /// Follows events about `prefix` from `from`, forever. Ends after the
     /// first error (e.g. `WatchCompacted` for a cursor past retention).
+    /// Through a server the events are pushed (a server-streaming RPC);
+    /// embedded, the log is polled in-process.
     pub fn watch(&self, prefix: &str, from: u64) -> BoxStream<'static, Result<WatchEvent>> {
+        if let crate::meta::Meta::Remote(remote) = &self.inner.meta {
+            let remote = remote.clone();
+            let prefix = prefix.to_string();
+            return stream::once(async move { remote.watch(&prefix, from).await })
+                .flat_map(|pages| match pages {
+                    Ok(pages) => pages
+                        .flat_map(|page| match page {
+                            Ok(p) => stream::iter(p.events.into_iter().map(Ok).collect::<Vec<_>>()),
+                            Err(e) => stream::iter(vec![Err(e)]),
+                        })
+                        .boxed(),
+                    Err(e) => stream::once(async move { Err(e) }).boxed(),
+                })
+                .scan(false, |failed, item| {
+                    // Stop after the first error, like the polling path.
+                    if *failed {
+                        return futures::future::ready(None);
+                    }
+                    *failed = item.is_err();
+                    futures::future::ready(Some(item))
+                })
+                .boxed();
+        }
+        self.poll_watch(prefix, from)
+    }
+
+    fn poll_watch(&self, prefix: &str, from: u64) -> BoxStream<'static, Result<WatchEvent>> {
         struct State {
             client: Client,
             prefix: String,

@@ -25,7 +25,7 @@ pub mod pb {
 
 pub use error::{decode_error, encode_error, error_from_status, status_from_error};
 pub use op::{decode_op, encode_op};
-pub use reply::{decode_reply, encode_reply};
+pub use reply::{decode_reply, decode_watch_page, encode_reply, encode_watch_page};
 
 /// Most ops one batch may carry (servers refuse larger batches; the
 /// client splits).

@@ -133,3 +133,23 @@ pub fn decode_reply(reply: pb::Reply) -> Result<MetaReply> {
         },
     })
 }
+
+/// A watch page on the wire (the item of the `Watch` stream).
+pub fn encode_watch_page(page: nokv_types::WatchPage) -> pb::WatchPage {
+    pb::WatchPage {
+        events: page.events.into_iter().map(event_to).collect(),
+        next: page.next,
+    }
+}
+
+/// A watch page from the wire.
+pub fn decode_watch_page(page: pb::WatchPage) -> Result<nokv_types::WatchPage> {
+    Ok(nokv_types::WatchPage {
+        events: page
+            .events
+            .into_iter()
+            .map(event_from)
+            .collect::<Result<_>>()?,
+        next: page.next,
+    })
+}

@@ -144,6 +144,7 @@ impl Server {
         let cancel = CancellationToken::new();
         let svc = MetadataServer::new(service::Service {
             vol: vol.clone(),
+            stop: cancel.clone(),
             metrics: metrics.clone(),
             max_batch_ops: opts.max_batch_ops,
         })

@@ -21,6 +21,9 @@ use crate::metrics::Metrics;
 
 pub(crate) struct Service {
     pub vol: Volume,
+    /// Cancelled when shutdown begins: ends watch streams, which would
+    /// otherwise hold the graceful shutdown for its whole grace period.
+    pub stop: tokio_util::sync::CancellationToken,
     pub metrics: Arc<Metrics>,
     pub max_batch_ops: usize,
 }
@@ -53,8 +56,77 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Metadata(format!("metadata task failed: {e}")))
 }
 
+/// How often a caught-up watch stream looks for new events (in-process:
+/// a page read, no round trip).
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+struct WatchState {
+    vol: Volume,
+    prefix: nokv_types::NokvPath,
+    next: u64,
+    stop: tokio_util::sync::CancellationToken,
+    done: bool,
+}
+
+async fn next_watch_page(
+    mut st: WatchState,
+) -> Option<(Result<pb::WatchPage, Status>, WatchState)> {
+    loop {
+        if st.done || st.stop.is_cancelled() {
+            return None;
+        }
+        match st.vol.watch_page(st.next, &st.prefix, 1024) {
+            Ok(page) => {
+                let moved = page.next != st.next;
+                st.next = page.next;
+                if !page.events.is_empty() {
+                    return Some((Ok(nokv_proto::encode_watch_page(page)), st));
+                }
+                if !moved {
+                    tokio::select! {
+                        _ = tokio::time::sleep(WATCH_POLL) => {}
+                        _ = st.stop.cancelled() => return None,
+                    }
+                }
+            }
+            Err(e) => {
+                st.done = true;
+                return Some((Err(status_from_error(&e)), st));
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Metadata for Service {
+    type WatchStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::WatchPage, Status>> + Send + 'static>,
+    >;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let r = req.into_inner();
+        let prefix =
+            nokv_types::NokvPath::parse(&r.prefix).map_err(|e| malformed(&self.metrics, e))?;
+        // A compacted cursor fails the call itself, not the first item.
+        self.vol
+            .watch_page(r.from, &prefix, 1)
+            .map_err(|e| status_from_error(&e))?;
+        let state = WatchState {
+            vol: self.vol.clone(),
+            prefix,
+            next: r.from,
+            stop: self.stop.clone(),
+            done: false,
+        };
+        Ok(Response::new(Box::pin(futures::stream::unfold(
+            state,
+            next_watch_page,
+        ))))
+    }
+
     async fn call(&self, req: Request<pb::OpRequest>) -> Result<Response<pb::OpReply>, Status> {
         let _inflight = InFlight::new(&self.metrics);
         let op = req
