@@ -923,7 +923,11 @@ fn a_streaming_follower_does_not_hold_up_shutdown() {
     let start = std::time::Instant::now();
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(start.elapsed() < std::time::Duration::from_secs(10), "shutdown waited {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "shutdown waited {:?}",
+        start.elapsed()
+    );
     // The follower's stream ended with the server.
     let _ = follower.wait();
 }
