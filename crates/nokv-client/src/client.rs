@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub meta: Meta,
     pub store: BlockStore,
     pub opts: ClientOptions,
+    /// The volume's block size: fixed at `init`, so read once at open.
+    pub block_size: u32,
 }
 
 /// A handle on one volume. Cheap to clone.
@@ -87,7 +89,13 @@ impl Client {
             ..OpenOptions::default()
         };
         let volume = blocking(move || Volume::init(&home, init, open)).await?;
-        Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
+        let block_size = volume.block_size();
+        Ok(Client::from_parts(
+            Meta::Embedded(volume),
+            store,
+            opts,
+            block_size,
+        ))
     }
 
     /// Opens the volume in `home` (embedded, in this process).
@@ -98,12 +106,7 @@ impl Client {
             ..OpenOptions::default()
         };
         let volume = blocking(move || Volume::open(&home, open)).await?;
-        let store = BlockStore::open(
-            &volume.info().location,
-            &opts.credentials,
-            opts.store.clone(),
-        )?;
-        Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
+        Client::embedded(volume, opts)
     }
 
     /// Connects to the metadata server at `url` (`http://host:port`, as
@@ -124,7 +127,7 @@ impl Client {
             )));
         }
         let store = BlockStore::open(&info.location, &opts.credentials, opts.store.clone())?;
-        Ok(Client::from_parts(meta, store, opts))
+        Ok(Client::from_parts(meta, store, opts, info.block_size))
     }
 
     /// A client on a volume this process already has open (e.g. the
@@ -135,12 +138,28 @@ impl Client {
             &opts.credentials,
             opts.store.clone(),
         )?;
-        Ok(Client::from_parts(Meta::Embedded(volume), store, opts))
+        let block_size = volume.block_size();
+        Ok(Client::from_parts(
+            Meta::Embedded(volume),
+            store,
+            opts,
+            block_size,
+        ))
     }
 
-    pub(crate) fn from_parts(meta: Meta, store: BlockStore, opts: ClientOptions) -> Client {
+    pub(crate) fn from_parts(
+        meta: Meta,
+        store: BlockStore,
+        opts: ClientOptions,
+        block_size: u32,
+    ) -> Client {
         Client {
-            inner: Arc::new(Inner { meta, store, opts }),
+            inner: Arc::new(Inner {
+                meta,
+                store,
+                opts,
+                block_size,
+            }),
         }
     }
 

@@ -17,7 +17,6 @@ use serde::Serialize;
 use nokv_meta::{MetaOp, MetaReply};
 
 use crate::client::{expect_reply, Client};
-use crate::put::now_nanos;
 
 /// What one GC pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -64,7 +63,7 @@ impl Client {
     pub async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
         // Old trees first, so their blocks reach the queue drained below.
-        let now = now_nanos();
+        let now = nokv_types::now_nanos();
         let grace = self.inner.opts.trash_grace.as_nanos().min(i64::MAX as u128) as i64;
         let ttl = self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64;
         for (dir, keep_for) in [(nokv_meta::TRASH_DIR, grace), (crate::STAGING_DIR, ttl)] {
@@ -103,7 +102,7 @@ impl Client {
 
         let reply = self
             .call(MetaOp::ExpiredUploads {
-                now: now_nanos(),
+                now: nokv_types::now_nanos(),
                 limit: u32::MAX,
             })
             .await?;

@@ -73,13 +73,6 @@ pub(crate) async fn discard_upload(client: &Client, upload: u64) {
     }
 }
 
-pub(crate) fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
-        .unwrap_or(0)
-}
-
 impl Client {
     /// Publishes the bytes of `reader` as the new content of `path`
     /// (created or replaced). Streams: memory stays bounded whatever the
@@ -106,9 +99,8 @@ impl Client {
                 });
             }
         }
-        let info = self.info().await?;
 
-        let deadline = now_nanos()
+        let deadline = nokv_types::now_nanos()
             .saturating_add(self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64);
         let reply = self.call(MetaOp::BeginUpload { deadline }).await?;
         let upload = expect_reply!(reply, "begin_upload", MetaReply::Upload(u) => u)?;
@@ -123,7 +115,7 @@ impl Client {
         let uploaded = match upload_body(
             self.store(),
             reader,
-            info.block_size,
+            self.inner.block_size,
             upload,
             previous_body,
             &report,

@@ -56,13 +56,6 @@ pub(crate) struct Committer {
     state: Mutex<CommitState>,
 }
 
-fn now_nanos() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
-        Err(_) => 0,
-    }
-}
-
 impl Committer {
     pub fn new(engine: &Engine) -> Result<Committer> {
         let (version, alloc) = load_state(engine)?;
@@ -190,7 +183,7 @@ impl Committer {
     fn lead(&self, engine: &Engine, group: Vec<Arc<Ticket>>) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        let now = now_nanos();
+        let now = nokv_types::now_nanos();
         let mut overlay = Overlay::new();
         let mut commands: Vec<MetadataCommand> = Vec::new();
         let mut weight = 0usize;

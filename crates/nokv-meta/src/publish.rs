@@ -26,7 +26,7 @@ use crate::command::Txn;
 use crate::keys;
 use crate::namespace::create::Owner;
 use crate::namespace::{
-    entry_inode, insert_new, load_entry, new_inode, require_dir, shown, store_inode, touch_dir,
+    add_new, entry_inode, load_entry, new_inode, require_dir, shown, store_inode,
 };
 use crate::records::{decode, encode, StagingRecord};
 use crate::watch;
@@ -155,21 +155,7 @@ pub(crate) fn publish(
             data.size = req.body.size;
             data.body = Some(summary_of(&req.body));
             write_manifest(txn, ino, data.generation, &req.body)?;
-            insert_new(txn, req.parent, name, ino, &data)?;
-            touch_dir(txn, req.parent, 0)?;
-            let digest = Some(req.body.digest);
-            watch::emit(
-                txn,
-                EventKind::Published,
-                req.parent,
-                name,
-                None,
-                ino,
-                FileKind::File,
-                data.generation,
-                data.size,
-                digest,
-            )?;
+            add_new(txn, EventKind::Published, req.parent, name, ino, &data)?;
             Ok(PublishOutcome {
                 attr: data.to_attr(ino),
                 replaced: None,
@@ -214,19 +200,7 @@ pub(crate) fn publish(
             write_manifest(txn, ino, data.generation, &req.body)?;
             // A new generation changes the file, not its directory.
             store_inode(txn, ino, &loc, &data)?;
-            let digest = Some(req.body.digest);
-            watch::emit(
-                txn,
-                EventKind::Replaced,
-                req.parent,
-                name,
-                None,
-                ino,
-                FileKind::File,
-                data.generation,
-                data.size,
-                digest,
-            )?;
+            watch::emit(txn, EventKind::Replaced, req.parent, name, None, ino, &data)?;
             Ok(PublishOutcome {
                 attr: data.to_attr(ino),
                 replaced: replaced.or(Some(old_body)),

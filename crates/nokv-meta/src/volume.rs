@@ -108,13 +108,6 @@ pub struct Volume {
     inner: Arc<Inner>,
 }
 
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
-        .unwrap_or(0)
-}
-
 /// The metadata server token of the volume in `home`: read from
 /// `<home>/TOKEN`, or generated (256 random bits as hex) and written
 /// there with mode 0600 when missing.
@@ -193,7 +186,7 @@ impl Volume {
         std::fs::create_dir_all(&meta)?;
         volume_token(home)?;
         let engine = Engine::open(&meta, open.durability, open.cache_frames)?;
-        let now = now_nanos();
+        let now = nokv_types::now_nanos();
         let superblock = Superblock {
             format_version: FORMAT_VERSION,
             volume_id: uuid::Uuid::new_v4().to_string(),

@@ -10,15 +10,13 @@
 //!   deletes anything below, so a cursor below the floor always gets
 //!   `WatchCompacted` rather than a silent gap.
 
-use nokv_types::{
-    EventKind, FileKind, Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND, ROOT_INO,
-};
+use nokv_types::{EventKind, Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND, ROOT_INO};
 
 use crate::command::Txn;
 use crate::engine::Engine;
 use crate::keys;
 use crate::namespace::{shown, Source};
-use crate::records::{decode, decode_u64, encode_u64, InodeRecord};
+use crate::records::{decode, decode_u64, encode_u64, InodeData, InodeRecord};
 
 /// The current path of directory `dir` (through the back-pointers).
 pub(crate) fn dir_path(src: &dyn Source, dir: u64) -> Result<String> {
@@ -60,8 +58,31 @@ pub(crate) fn child_path(src: &dyn Source, dir: u64, name: &[u8]) -> Result<Stri
     })
 }
 
-/// An event about `dir/name` (seq, version and time are set by `emit`).
-#[allow(clippy::too_many_arguments)]
+/// The event `kind` about inode `ino` (`data`) at `path`; seq, commit
+/// version and time are filled in by `Txn::emit`.
+pub(crate) fn event(
+    kind: EventKind,
+    path: String,
+    old_path: Option<String>,
+    ino: u64,
+    data: &InodeData,
+) -> WatchEvent {
+    WatchEvent {
+        seq: 0,
+        commit_version: 0,
+        kind,
+        path,
+        old_path,
+        ino,
+        file_kind: data.kind,
+        generation: data.generation,
+        size: data.size,
+        digest: data.body.as_ref().map(|b| b.digest),
+        time: 0,
+    }
+}
+
+/// Emits the event `kind` about `dir/name` (inode `ino`, `data`).
 pub(crate) fn emit(
     txn: &mut Txn<'_>,
     kind: EventKind,
@@ -69,25 +90,10 @@ pub(crate) fn emit(
     name: &[u8],
     old_path: Option<String>,
     ino: u64,
-    file_kind: FileKind,
-    generation: u64,
-    size: u64,
-    digest: Option<nokv_types::Digest>,
+    data: &InodeData,
 ) -> Result<()> {
     let path = child_path(txn, dir, name)?;
-    txn.emit(WatchEvent {
-        seq: 0,
-        commit_version: 0,
-        kind,
-        path,
-        old_path,
-        ino,
-        file_kind,
-        generation,
-        size,
-        digest,
-        time: 0,
-    })
+    txn.emit(event(kind, path, old_path, ino, data))
 }
 
 fn floor(engine: &Engine) -> Result<u64> {

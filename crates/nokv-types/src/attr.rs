@@ -14,6 +14,14 @@ pub const ROOT_INO: u64 = 1;
 /// Nanoseconds since the Unix epoch.
 pub type Timestamp = i64;
 
+/// The wall-clock time now (0 if the clock is before the epoch).
+pub fn now_nanos() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
 /// What an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FileKind {

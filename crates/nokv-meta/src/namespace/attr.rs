@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use nokv_types::{Attr, Error, EventKind, FileKind, Result, SetAttr, WatchEvent};
+use nokv_types::{Attr, Error, EventKind, FileKind, Result, SetAttr};
 
 use super::{require_inode, store_inode, Loc};
 use crate::bodies::release_body;
@@ -67,18 +67,6 @@ pub(crate) fn setattr(
         Loc::Own if ino == nokv_types::ROOT_INO => "/".to_string(),
         Loc::Own => String::new(),
     };
-    txn.emit(WatchEvent {
-        seq: 0,
-        commit_version: 0,
-        kind: EventKind::AttrChanged,
-        path,
-        old_path: None,
-        ino,
-        file_kind: data.kind,
-        generation: data.generation,
-        size: data.size,
-        digest: data.body.as_ref().map(|b| b.digest),
-        time: 0,
-    })?;
+    txn.emit(watch::event(EventKind::AttrChanged, path, None, ino, &data))?;
     Ok(data.to_attr(ino))
 }

@@ -3,8 +3,7 @@
 use nokv_types::{validate_name, Attr, Error, EventKind, FileKind, Result};
 
 use super::{
-    entry_inode, insert_new, load_entry, new_inode, require_dir, require_inode, shown, touch_dir,
-    Loc,
+    add_new, entry_inode, load_entry, new_inode, require_dir, require_inode, shown, touch_dir, Loc,
 };
 use crate::command::Txn;
 use crate::keys;
@@ -32,20 +31,7 @@ pub(crate) fn mkdir(txn: &mut Txn<'_>, parent: u64, name: &[u8], owner: Owner) -
     claim_name(txn, parent, name)?;
     let ino = txn.alloc_ino();
     let data = new_inode(FileKind::Dir, owner.mode, owner.uid, owner.gid, txn.now());
-    insert_new(txn, parent, name, ino, &data)?;
-    touch_dir(txn, parent, 1)?;
-    watch::emit(
-        txn,
-        EventKind::Created,
-        parent,
-        name,
-        None,
-        ino,
-        FileKind::Dir,
-        0,
-        0,
-        None,
-    )?;
+    add_new(txn, EventKind::Created, parent, name, ino, &data)?;
     Ok(data.to_attr(ino))
 }
 
@@ -72,20 +58,7 @@ pub(crate) fn create(
     claim_name(txn, parent, name)?;
     let ino = txn.alloc_ino();
     let data = new_inode(FileKind::File, owner.mode, owner.uid, owner.gid, txn.now());
-    insert_new(txn, parent, name, ino, &data)?;
-    touch_dir(txn, parent, 0)?;
-    watch::emit(
-        txn,
-        EventKind::Created,
-        parent,
-        name,
-        None,
-        ino,
-        FileKind::File,
-        0,
-        0,
-        None,
-    )?;
+    add_new(txn, EventKind::Created, parent, name, ino, &data)?;
     Ok(data.to_attr(ino))
 }
 
@@ -109,21 +82,7 @@ pub(crate) fn symlink(
     let mut data = new_inode(FileKind::Symlink, 0o777, owner.uid, owner.gid, txn.now());
     data.size = target.len() as u64;
     data.target = Some(target.to_vec());
-    insert_new(txn, parent, name, ino, &data)?;
-    touch_dir(txn, parent, 0)?;
-    let size = data.size;
-    watch::emit(
-        txn,
-        EventKind::Created,
-        parent,
-        name,
-        None,
-        ino,
-        FileKind::Symlink,
-        0,
-        size,
-        None,
-    )?;
+    add_new(txn, EventKind::Created, parent, name, ino, &data)?;
     Ok(data.to_attr(ino))
 }
 
@@ -158,7 +117,6 @@ pub(crate) fn link(txn: &mut Txn<'_>, ino: u64, new_parent: u64, new_name: &[u8]
         })?,
     );
     touch_dir(txn, new_parent, 0)?;
-    let digest = data.body.as_ref().map(|b| b.digest);
     watch::emit(
         txn,
         EventKind::Created,
@@ -166,10 +124,7 @@ pub(crate) fn link(txn: &mut Txn<'_>, ino: u64, new_parent: u64, new_name: &[u8]
         new_name,
         None,
         ino,
-        data.kind,
-        data.generation,
-        data.size,
-        digest,
+        &data,
     )?;
     Ok(data.to_attr(ino))
 }

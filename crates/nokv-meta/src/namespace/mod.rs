@@ -190,6 +190,22 @@ pub(crate) fn insert_new(
     Ok(())
 }
 
+/// Adds a new singly-linked inode under `parent/name` with everything a
+/// new name implies: the parent's times (and link count for a
+/// directory) and the watch event `kind`.
+pub(crate) fn add_new(
+    txn: &mut Txn<'_>,
+    kind: nokv_types::EventKind,
+    parent: u64,
+    name: &[u8],
+    ino: u64,
+    data: &InodeData,
+) -> Result<()> {
+    insert_new(txn, parent, name, ino, data)?;
+    touch_dir(txn, parent, i32::from(data.kind == FileKind::Dir))?;
+    crate::watch::emit(txn, kind, parent, name, None, ino, data)
+}
+
 /// True when directory `dir` is `ancestor` or lies below it.
 pub(crate) fn is_within(src: &dyn Source, dir: u64, ancestor: u64) -> Result<bool> {
     let mut cur = dir;

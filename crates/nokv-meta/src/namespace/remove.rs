@@ -39,19 +39,7 @@ pub(crate) fn unlink(txn: &mut Txn<'_>, parent: u64, name: &[u8], block_size: u3
     if data.kind == FileKind::Dir {
         return Err(Error::IsADirectory(shown(name)));
     }
-    let digest = data.body.as_ref().map(|b| b.digest);
-    watch::emit(
-        txn,
-        EventKind::Removed,
-        parent,
-        name,
-        None,
-        ino,
-        data.kind,
-        data.generation,
-        data.size,
-        digest,
-    )?;
+    watch::emit(txn, EventKind::Removed, parent, name, None, ino, &data)?;
     txn.delete(keys::entry(parent, name));
     // An inline inode dies with its only entry.
     drop_link(txn, ino, data, &loc, block_size)?;
@@ -69,18 +57,7 @@ pub(crate) fn rmdir(txn: &mut Txn<'_>, parent: u64, name: &[u8]) -> Result<()> {
     if !txn.require_prefix_empty(&keys::entry_prefix(ino))? {
         return Err(Error::NotEmpty(shown(name)));
     }
-    watch::emit(
-        txn,
-        EventKind::Removed,
-        parent,
-        name,
-        None,
-        ino,
-        FileKind::Dir,
-        0,
-        0,
-        None,
-    )?;
+    watch::emit(txn, EventKind::Removed, parent, name, None, ino, &data)?;
     txn.delete(keys::entry(parent, name));
     txn.delete(keys::inode(ino));
     touch_dir(txn, parent, -1)

@@ -62,7 +62,6 @@ pub(crate) fn rename(
                 // Two names of one inode: POSIX says do nothing.
                 return Ok(());
             }
-            let digest = dst_data.body.as_ref().map(|b| b.digest);
             watch::emit(
                 txn,
                 EventKind::Removed,
@@ -70,10 +69,7 @@ pub(crate) fn rename(
                 dst_name,
                 None,
                 dst_ino,
-                dst_data.kind,
-                dst_data.generation,
-                dst_data.size,
-                digest,
+                &dst_data,
             )?;
             match (src_is_dir, dst_data.kind == FileKind::Dir) {
                 (true, false) => return Err(Error::NotADirectory(shown(dst_name))),
@@ -91,8 +87,7 @@ pub(crate) fn rename(
     }
 
     src_data.ctime = txn.now();
-    let digest = src_data.body.as_ref().map(|b| b.digest);
-    let (kind, generation, size) = (src_data.kind, src_data.generation, src_data.size);
+    let moved = src_data.clone();
     txn.delete(keys::entry(src_parent, src_name));
     match src_entry {
         EntryRecord::Inline { .. } => {
@@ -125,10 +120,7 @@ pub(crate) fn rename(
         dst_name,
         Some(old_path),
         src_ino,
-        kind,
-        generation,
-        size,
-        digest,
+        &moved,
     )?;
 
     let moved_dir = i32::from(src_is_dir && src_parent != dst_parent);
