@@ -41,6 +41,11 @@ impl Counter {
         (id, None)
     }
 
+    /// The id the next `take` returns.
+    pub fn peek(&self) -> u64 {
+        self.next
+    }
+
     /// The group holding the pending marks reached holt.
     pub fn commit(&mut self) {
         self.committed = self.committed.max(self.pending);

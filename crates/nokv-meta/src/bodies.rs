@@ -29,7 +29,7 @@ pub(crate) fn write_manifest(
         let value = encode(&ManifestChunk {
             blocks: chunk.to_vec(),
         })?;
-        txn.put(keys::manifest_chunk(ino, generation, i as u32), value);
+        txn.put(keys::manifest_chunk(ino, generation, i as u32), value)?;
     }
     Ok(())
 }
@@ -99,7 +99,7 @@ pub(crate) fn release_body(
     };
     let body = read_body(txn, ino, data, default_block_size)?;
     for chunk in 0..chunk_count(summary.blocks) {
-        txn.delete(keys::manifest_chunk(ino, data.generation, chunk));
+        txn.delete(keys::manifest_chunk(ino, data.generation, chunk))?;
     }
     let dead: Vec<BlockRef> = body
         .blocks
@@ -119,7 +119,7 @@ pub(crate) fn queue_gc(txn: &mut Txn<'_>, blocks: &[BlockRef]) -> Result<()> {
             commit_version: txn.version(),
             blocks: chunk.to_vec(),
         };
-        txn.put(keys::gc(txn.version(), seq), encode(&record)?);
+        txn.put(keys::gc(txn.version(), seq), encode(&record)?)?;
     }
     Ok(())
 }

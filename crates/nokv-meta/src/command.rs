@@ -20,6 +20,8 @@ use nokv_types::Result;
 
 use crate::alloc::Allocators;
 use crate::engine::Engine;
+use crate::keys;
+use crate::snapshot::{history, LiveSnapshots};
 
 /// A condition that must hold when a command commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,7 @@ pub(crate) struct Txn<'a> {
     version: u64,
     now: i64,
     alloc: &'a mut Allocators,
+    snapshots: &'a mut LiveSnapshots,
     gc_seq: u32,
     events: u64,
 }
@@ -93,6 +96,7 @@ impl<'a> Txn<'a> {
         version: u64,
         now: i64,
         alloc: &'a mut Allocators,
+        snapshots: &'a mut LiveSnapshots,
     ) -> Txn<'a> {
         Txn {
             engine,
@@ -102,6 +106,7 @@ impl<'a> Txn<'a> {
             version,
             now,
             alloc,
+            snapshots,
             gc_seq: 0,
             events: 0,
         }
@@ -132,14 +137,92 @@ impl<'a> Txn<'a> {
         self.engine.get(key)
     }
 
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    /// Writes `key`. A versioned key (namespace, manifests) first has
+    /// its current value saved to history when a live snapshot needs it.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        if keys::is_versioned(&key) {
+            history::preserve(self, &key, false)?;
+        }
+        self.put_raw(key, value);
+        Ok(())
+    }
+
+    /// Writes a key of an inode allocated by this command: no snapshot
+    /// can have seen it, so it needs no history when it was absent.
+    pub fn put_fresh(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        if keys::is_versioned(&key) {
+            history::preserve(self, &key, true)?;
+        }
+        self.put_raw(key, value);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) -> Result<()> {
+        if keys::is_versioned(&key) {
+            history::preserve(self, &key, false)?;
+        }
+        self.delete_raw(key);
+        Ok(())
+    }
+
+    /// A write that bypasses history: for keyspaces snapshots never read
+    /// and for history records themselves.
+    pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.local.insert(key.clone(), Some(value.clone()));
         self.command.mutations.push(Mutation::Put(key, value));
     }
 
-    pub fn delete(&mut self, key: Vec<u8>) {
+    pub(crate) fn delete_raw(&mut self, key: Vec<u8>) {
         self.local.insert(key.clone(), None);
         self.command.mutations.push(Mutation::Delete(key));
+    }
+
+    /// Whether some key under `prefix` sorts after `after`, as this
+    /// command sees the volume (its own and its group's pending writes
+    /// included).
+    pub(crate) fn any_after(&self, prefix: &[u8], after: &[u8]) -> Result<bool> {
+        use std::ops::Bound;
+        let pending = |o: &Overlay| {
+            o.range::<[u8], _>((Bound::Excluded(after), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .any(|(_, v)| v.is_some())
+        };
+        if pending(&self.local) || pending(self.group) {
+            return Ok(true);
+        }
+        let mut from = after.to_vec();
+        loop {
+            let rows = self.engine.scan(prefix, Some(&from), 8)?;
+            let Some((last, _)) = rows.last() else {
+                return Ok(false);
+            };
+            let last = last.clone();
+            for (k, _) in rows {
+                let deleted = match self.local.get(&k) {
+                    Some(v) => v.is_none(),
+                    None => matches!(self.group.get(&k), Some(None)),
+                };
+                if !deleted {
+                    return Ok(true);
+                }
+            }
+            from = last;
+        }
+    }
+
+    /// Live snapshots as of this command (its own create/retire
+    /// included).
+    pub(crate) fn snapshots(&self) -> &LiveSnapshots {
+        self.snapshots
+    }
+
+    pub(crate) fn snapshots_mut(&mut self) -> &mut LiveSnapshots {
+        self.snapshots
+    }
+
+    /// The first inode number no command before this one handed out.
+    pub(crate) fn ino_mark(&self) -> u64 {
+        self.alloc.ino.peek()
     }
 
     /// Predicate: `key` is absent. Returns whether it holds now; the
@@ -204,7 +287,7 @@ impl<'a> Txn<'a> {
         event.time = self.now;
         self.events += 1;
         let value = crate::records::encode(&event)?;
-        self.put(crate::keys::watch(event.seq), value);
+        self.put_raw(crate::keys::watch(event.seq), value);
         Ok(())
     }
 
@@ -212,7 +295,7 @@ impl<'a> Txn<'a> {
     pub fn alloc_ino(&mut self) -> u64 {
         let (ino, persist) = self.alloc.next_ino();
         if let Some(high_water) = persist {
-            self.put(
+            self.put_raw(
                 crate::keys::INO_HIGH_WATER.to_vec(),
                 crate::records::encode_u64(high_water).to_vec(),
             );
@@ -224,7 +307,7 @@ impl<'a> Txn<'a> {
     pub fn alloc_upload(&mut self) -> u64 {
         let (id, persist) = self.alloc.next_upload();
         if let Some(high_water) = persist {
-            self.put(
+            self.put_raw(
                 crate::keys::UPLOAD_HIGH_WATER.to_vec(),
                 crate::records::encode_u64(high_water).to_vec(),
             );

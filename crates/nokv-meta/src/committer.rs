@@ -27,6 +27,7 @@ use crate::command::{MetadataCommand, Overlay, Txn};
 use crate::engine::Engine;
 use crate::keys;
 use crate::records::{decode_u64, encode_u64};
+use crate::snapshot::LiveSnapshots;
 
 /// Commands taken into one group at most.
 const MAX_GROUP: usize = 256;
@@ -48,6 +49,7 @@ struct Queue {
 struct CommitState {
     version: u64,
     alloc: Allocators,
+    snapshots: LiveSnapshots,
 }
 
 pub(crate) struct Committer {
@@ -59,19 +61,29 @@ pub(crate) struct Committer {
 impl Committer {
     pub fn new(engine: &Engine) -> Result<Committer> {
         let (version, alloc) = load_state(engine)?;
+        let snapshots = LiveSnapshots::load(engine)?;
         Ok(Committer {
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 leader: false,
             }),
             wake: Condvar::new(),
-            state: Mutex::new(CommitState { version, alloc }),
+            state: Mutex::new(CommitState {
+                version,
+                alloc,
+                snapshots,
+            }),
         })
     }
 
     /// Commit version of the last committed command.
     pub fn version(&self) -> u64 {
         self.state.lock().version
+    }
+
+    /// The live snapshots as of the last group.
+    pub fn snapshots(&self) -> LiveSnapshots {
+        self.state.lock().snapshots.clone()
     }
 
     /// Runs `fs` in order, each as its own command with its own result
@@ -198,10 +210,23 @@ impl Committer {
             let Some(run) = ticket.run.lock().take() else {
                 continue;
             };
+            // Cheap: the set is shared until a command changes it.
+            let snapshots_before = state.snapshots.clone();
             let version = state.version + 1;
-            let mut txn = Txn::new(engine, &overlay, version, now, &mut state.alloc);
+            let mut txn = Txn::new(
+                engine,
+                &overlay,
+                version,
+                now,
+                &mut state.alloc,
+                &mut state.snapshots,
+            );
             let ok = std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut txn))).unwrap_or(false);
             let (command, local) = txn.finish();
+            if !ok {
+                // A refused command's create/retire never happened.
+                state.snapshots = snapshots_before;
+            }
             if ok && !command.mutations.is_empty() {
                 state.version = version;
                 weight += command.weight();
@@ -235,6 +260,10 @@ impl Committer {
             match load_state(engine) {
                 Ok((version, _)) => state.version = version,
                 Err(e) => tracing::error!("reloading commit state after a failed group: {e}"),
+            }
+            match LiveSnapshots::load(engine) {
+                Ok(live) => state.snapshots = live,
+                Err(e) => tracing::error!("reloading snapshots after a failed group: {e}"),
             }
             state.alloc.abort();
         }

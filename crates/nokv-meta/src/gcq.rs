@@ -23,7 +23,11 @@ pub struct GcEntry {
     pub blocks: Vec<BlockRef>,
 }
 
-pub(crate) fn page(engine: &Engine, limit: usize) -> Result<Vec<GcEntry>> {
+/// Up to `limit` entries, oldest first, queued at or before `floor`
+/// (all of them without a floor). An entry queued by the command with
+/// version `v` holds blocks that were readable at versions below `v`
+/// only, so a snapshot at `s >= v` never reads them.
+pub(crate) fn page(engine: &Engine, limit: usize, floor: Option<u64>) -> Result<Vec<GcEntry>> {
     let rows = engine.scan(&keys::gc_prefix(), None, limit)?;
     let mut out = Vec::with_capacity(rows.len());
     for (key, value) in rows {
@@ -36,6 +40,9 @@ pub(crate) fn page(engine: &Engine, limit: usize) -> Result<Vec<GcEntry>> {
             ),
             seq: u32::from_be_bytes(s.try_into().map_err(|_| Error::Corrupt("gc key".into()))?),
         };
+        if floor.is_some_and(|f| id.commit_version > f) {
+            break; // keys sort by version: the rest are newer still
+        }
         let record: GcRecord = decode("gc", &value)?;
         out.push(GcEntry {
             id,

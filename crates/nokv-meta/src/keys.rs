@@ -22,6 +22,11 @@ const TAG_STAGING: u8 = b'S';
 const TAG_GC: u8 = b'G';
 /// Watch log: `W ‖ seq:u64be`.
 const TAG_WATCH: u8 = b'W';
+/// Snapshots: `P ‖ name`.
+const TAG_SNAPSHOT: u8 = b'P';
+/// History of versioned keys while a snapshot lives:
+/// `H ‖ key ‖ superseded_at:u64be` (see `snapshot::history`).
+const TAG_HISTORY: u8 = b'H';
 
 pub(crate) const SUPERBLOCK: &[u8] = &[TAG_SYSTEM, b'S'];
 pub(crate) const COMMIT_VERSION: &[u8] = &[TAG_SYSTEM, b'C'];
@@ -116,6 +121,59 @@ pub(crate) fn gc_prefix() -> Vec<u8> {
     vec![TAG_GC]
 }
 
+pub(crate) fn snapshot(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(TAG_SNAPSHOT);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub(crate) fn snapshot_prefix() -> Vec<u8> {
+    vec![TAG_SNAPSHOT]
+}
+
+/// Whether a read at a snapshot must see `key` as it was then: the
+/// namespace (entries, inodes) and the manifests. Queues, logs and
+/// counters are not versioned.
+pub(crate) fn is_versioned(key: &[u8]) -> bool {
+    matches!(key.first(), Some(&(TAG_ENTRY | TAG_INODE | TAG_MANIFEST)))
+}
+
+/// Prefix of every history record of `key`.
+///
+/// Unambiguous although keys vary in length: entry names never contain
+/// NUL, inode and manifest keys have a fixed length, and the version
+/// that follows starts with a zero byte (versions stay below 2^56), so
+/// the records of `key` sort together, before those of any longer key
+/// that starts with `key`.
+pub(crate) fn history_prefix(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len() + 8);
+    k.push(TAG_HISTORY);
+    k.extend_from_slice(key);
+    k
+}
+
+/// History record of `key`: the value it had before the command with
+/// commit version `superseded_at` changed it.
+pub(crate) fn history(key: &[u8], superseded_at: u64) -> Vec<u8> {
+    let mut k = history_prefix(key);
+    k.extend_from_slice(&superseded_at.to_be_bytes());
+    k
+}
+
+/// Splits a history key into the versioned key and the version; None
+/// for a malformed key.
+pub(crate) fn split_history(key: &[u8]) -> Option<(&[u8], u64)> {
+    let body = key.strip_prefix(&[TAG_HISTORY])?;
+    let at = body.len().checked_sub(8)?;
+    let version = u64::from_be_bytes(body.get(at..)?.try_into().ok()?);
+    Some((body.get(..at)?, version))
+}
+
+pub(crate) fn history_all_prefix() -> Vec<u8> {
+    vec![TAG_HISTORY]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +187,20 @@ mod tests {
         assert_eq!(entry_name(&entry(42, b"name")), b"name");
         // A directory's entries never collide with a child directory's.
         assert!(!entry(0x4200, b"x").starts_with(&entry_prefix(0x42)));
+    }
+
+    #[test]
+    fn history_records_of_one_key_sort_together() {
+        let short = entry(7, b"a");
+        let long = entry(7, b"ab");
+        // Every record of `a` sorts before any record of `ab`.
+        assert!(history(&short, u64::MAX >> 8) < history(&long, 0));
+        assert!(history(&short, 5) < history(&short, 6));
+        assert!(history(&short, 5).starts_with(&history_prefix(&short)));
+        assert_eq!(split_history(&history(&long, 9)), Some((&long[..], 9)));
+        assert_eq!(split_history(b"H"), None);
+        assert!(is_versioned(&long) && is_versioned(&inode(3)));
+        assert!(!is_versioned(&watch(3)) && !is_versioned(&gc(1, 1)));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod paths;
 mod publish;
 mod records;
 mod resolve;
+mod snapshot;
 mod volume;
 mod watch;
 
@@ -33,4 +34,5 @@ pub use paths::{at_path, TRASH_DIR};
 pub use publish::{PublishOutcome, PublishRequest};
 pub use records::{StagingRecord, FORMAT_VERSION};
 pub use resolve::MAX_SYMLINK_HOPS;
+pub use snapshot::{validate_snapshot_name, SnapshotInfo, MAX_SNAPSHOT_NAME};
 pub use volume::{volume_exists, volume_token, InitOptions, OpenOptions, Volume, VolumeInfo};

@@ -17,6 +17,7 @@ use crate::namespace::rename::RenameMode;
 use crate::paths;
 use crate::publish::PublishOutcome;
 use crate::records::StagingRecord;
+use crate::snapshot::SnapshotInfo;
 use crate::volume::{Volume, VolumeInfo};
 
 /// One metadata operation.
@@ -134,6 +135,26 @@ pub enum MetaOp {
         ids: Vec<GcId>,
     },
     Checkpoint,
+    /// Creates snapshot `name` of `path`.
+    SnapshotCreate {
+        path: String,
+        name: String,
+    },
+    SnapshotRetire {
+        name: String,
+    },
+    SnapshotList,
+    /// A read op (stat, list, readlink, body, and their inode forms) at
+    /// snapshot `snapshot`: paths are relative to the pinned root.
+    AtSnapshot {
+        snapshot: String,
+        op: Box<MetaOp>,
+    },
+    /// Deletes a page of history no live snapshot can read.
+    PruneHistory {
+        after: Option<Vec<u8>>,
+        limit: u32,
+    },
 }
 
 /// The successful result of a [`MetaOp`].
@@ -158,6 +179,13 @@ pub enum MetaReply {
         next: Option<Vec<u8>>,
     },
     Events(WatchPage),
+    Snapshot(SnapshotInfo),
+    Snapshots(Vec<SnapshotInfo>),
+    /// Records deleted and the cursor of the next page.
+    Pruned {
+        deleted: u64,
+        next: Option<Vec<u8>>,
+    },
 }
 
 impl MetaOp {
@@ -176,6 +204,8 @@ impl MetaOp {
                 | MetaOp::Watch { .. }
                 | MetaOp::ListIno { .. }
                 | MetaOp::BodyIno { .. }
+                | MetaOp::SnapshotList
+                | MetaOp::AtSnapshot { .. }
         )
     }
 
@@ -209,6 +239,11 @@ impl MetaOp {
             MetaOp::TrimWatch { .. } => "trim_watch",
             MetaOp::GcDone { .. } => "gc_done",
             MetaOp::Checkpoint => "checkpoint",
+            MetaOp::SnapshotCreate { .. } => "snapshot_create",
+            MetaOp::SnapshotRetire { .. } => "snapshot_retire",
+            MetaOp::SnapshotList => "snapshot_list",
+            MetaOp::AtSnapshot { .. } => "at_snapshot",
+            MetaOp::PruneHistory { .. } => "prune_history",
         }
     }
 }
@@ -321,7 +356,48 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
                 vol.manifest_blocks(after.as_deref(), limit.clamp(1, MAX_PAGE) as usize)?;
             MetaReply::Blocks { blocks, next }
         }
+        MetaOp::SnapshotList => MetaReply::Snapshots(vol.snapshots()),
+        MetaOp::AtSnapshot { snapshot, op } => read_at(vol, &snapshot, *op)?,
         other => return Err(Error::Metadata(format!("{} is not a read", other.name()))),
+    })
+}
+
+fn page_limit(limit: u32) -> Result<usize> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(Error::InvalidArgument(format!(
+            "page size {limit} is outside 1..={MAX_PAGE}"
+        )));
+    }
+    Ok(limit as usize)
+}
+
+/// A read op at a snapshot.
+fn read_at(vol: &Volume, snap: &str, op: MetaOp) -> Result<MetaReply> {
+    Ok(match op {
+        MetaOp::Stat { path: p, follow } => MetaReply::Attr(vol.stat_at(snap, &path(&p)?, follow)?),
+        MetaOp::List {
+            path: p,
+            after,
+            limit,
+        } => MetaReply::Page(vol.list_at(snap, &path(&p)?, after.as_deref(), page_limit(limit)?)?),
+        MetaOp::Readlink { path: p } => MetaReply::Target(vol.readlink_at(snap, &path(&p)?)?),
+        MetaOp::Body { path: p } => {
+            let (attr, body) = vol.body_at(snap, &path(&p)?)?;
+            MetaReply::Body { attr, body }
+        }
+        MetaOp::ListIno { dir, after, limit } => {
+            MetaReply::Page(vol.readdirplus_at(snap, dir, after.as_deref(), page_limit(limit)?)?)
+        }
+        MetaOp::BodyIno { ino } => {
+            let (attr, body) = vol.body_ino_at(snap, ino)?;
+            MetaReply::Body { attr, body }
+        }
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "{} cannot run at a snapshot (snapshots are read-only)",
+                other.name()
+            )))
+        }
     })
 }
 
@@ -399,9 +475,23 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
         }
         MetaOp::GcDone { ids } => {
             for id in &ids {
-                txn.delete(crate::keys::gc(id.commit_version, id.seq));
+                txn.delete(crate::keys::gc(id.commit_version, id.seq))?;
             }
             MetaReply::Done
+        }
+        MetaOp::SnapshotCreate { path: p, name } => {
+            MetaReply::Snapshot(crate::snapshot::create(txn, &path(&p)?, &name)?)
+        }
+        MetaOp::SnapshotRetire { name } => MetaReply::Snapshot(crate::snapshot::retire(txn, &name)?),
+        MetaOp::PruneHistory { after, limit } => {
+            let live = txn.snapshots().versions();
+            let (deleted, next) = crate::snapshot::history::prune_page(
+                txn,
+                &live,
+                after.as_deref(),
+                limit.clamp(1, MAX_PAGE) as usize,
+            )?;
+            MetaReply::Pruned { deleted, next }
         }
         other => return Err(Error::Metadata(format!("{} is not a change", other.name()))),
     })

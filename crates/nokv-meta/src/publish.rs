@@ -62,7 +62,7 @@ pub(crate) fn begin_upload(txn: &mut Txn<'_>, deadline: i64) -> Result<u64> {
         created: txn.now(),
         deadline,
     };
-    txn.put(keys::staging(upload), encode(&record)?);
+    txn.put(keys::staging(upload), encode(&record)?)?;
     Ok(upload)
 }
 
@@ -72,7 +72,7 @@ pub(crate) fn finish_upload(txn: &mut Txn<'_>, upload: u64) -> Result<()> {
     if txn.get(&keys::staging(upload))?.is_none() {
         return Err(Error::NotFound(format!("staged upload {upload}")));
     }
-    txn.delete(keys::staging(upload));
+    txn.delete(keys::staging(upload))?;
     Ok(())
 }
 
@@ -102,7 +102,7 @@ pub(crate) fn publish(
             )))
         }
     }
-    txn.delete(staging_key);
+    txn.delete(staging_key)?;
 
     let name = req.name.as_slice();
     let existing = match load_entry(txn, req.parent, name)? {

@@ -14,7 +14,8 @@ use nokv_types::{Attr, BlockRef, Digest, Error, FileKind, Result, Timestamp};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: snapshots (`P`, `H` keys) and the snapshot field of watch events.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Persistent inode attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

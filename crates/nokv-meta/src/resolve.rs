@@ -18,12 +18,23 @@ pub const MAX_SYMLINK_HOPS: usize = 40;
 /// Resolves `path` to an inode. With `follow_last`, a symlink at the end
 /// is followed too (stat vs lstat).
 pub(crate) fn resolve(src: &dyn Source, path: &NokvPath, follow_last: bool) -> Result<Attr> {
+    resolve_in(src, ROOT_INO, path, follow_last)
+}
+
+/// Resolves `path` with `root` as its `/` (a snapshot's pinned inode):
+/// `..` and absolute symlink targets never leave `root`.
+pub(crate) fn resolve_in(
+    src: &dyn Source,
+    root_ino: u64,
+    path: &NokvPath,
+    follow_last: bool,
+) -> Result<Attr> {
     let mut todo: VecDeque<Vec<u8>> = path.components().iter().cloned().collect();
     // Inodes of the directories walked so far; `..` pops one.
-    let mut stack: Vec<u64> = vec![ROOT_INO];
+    let mut stack: Vec<u64> = vec![root_ino];
     let mut hops = 0usize;
-    let (root, _) = require_inode(src, ROOT_INO)?;
-    let mut current = root.to_attr(ROOT_INO);
+    let (root, _) = require_inode(src, root_ino)?;
+    let mut current = root.to_attr(root_ino);
     let mut walked = String::new();
 
     while let Some(name) = todo.pop_front() {
@@ -34,12 +45,12 @@ pub(crate) fn resolve(src: &dyn Source, path: &NokvPath, follow_last: bool) -> R
             if stack.len() > 1 {
                 stack.pop();
             }
-            let dir = *stack.last().unwrap_or(&ROOT_INO);
+            let dir = *stack.last().unwrap_or(&root_ino);
             let (data, _) = require_inode(src, dir)?;
             current = data.to_attr(dir);
             continue;
         }
-        let dir = *stack.last().unwrap_or(&ROOT_INO);
+        let dir = *stack.last().unwrap_or(&root_ino);
         walked.push('/');
         walked.push_str(&shown(&name));
         if current.kind != FileKind::Dir {
@@ -59,8 +70,8 @@ pub(crate) fn resolve(src: &dyn Source, path: &NokvPath, follow_last: bool) -> R
             let target = data.target.clone().unwrap_or_default();
             if target.first() == Some(&b'/') {
                 stack.truncate(1);
-                let (root, _) = require_inode(src, ROOT_INO)?;
-                current = root.to_attr(ROOT_INO);
+                let (root, _) = require_inode(src, root_ino)?;
+                current = root.to_attr(root_ino);
             }
             for part in target.split(|b| *b == b'/').rev() {
                 todo.push_front(part.to_vec());

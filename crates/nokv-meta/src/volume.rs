@@ -200,8 +200,8 @@ impl Volume {
         committer.run(&engine, move |txn: &mut Txn<'_>| {
             let mut root = namespace::new_inode(FileKind::Dir, 0o755, 0, 0, txn.now());
             root.nlink = 2;
-            txn.put(keys::SUPERBLOCK.to_vec(), encode(&sb)?);
-            txn.put(keys::inode(ROOT_INO), encode(&InodeRecord::Own(root))?);
+            txn.put(keys::SUPERBLOCK.to_vec(), encode(&sb)?)?;
+            txn.put(keys::inode(ROOT_INO), encode(&InodeRecord::Own(root))?)?;
             Ok(())
         })?;
         engine.checkpoint()?;
@@ -331,6 +331,14 @@ impl Volume {
         self.inner
             .committer
             .run(&self.inner.engine, move |txn| f(txn, block_size))
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn committer(&self) -> &Committer {
+        &self.inner.committer
     }
 
     fn src(&self) -> &dyn Source {
@@ -561,16 +569,17 @@ impl Volume {
         (self.inner.committer.version() + 1) * nokv_types::EVENTS_PER_COMMAND
     }
 
-    /// Up to `limit` entries of the GC queue, oldest first.
+    /// Up to `limit` entries of the GC queue, oldest first, that no live
+    /// snapshot can need (queued at or before the oldest one).
     pub fn gc_queue(&self, limit: usize) -> Result<Vec<gcq::GcEntry>> {
-        gcq::page(&self.inner.engine, limit)
+        gcq::page(&self.inner.engine, limit, self.gc_floor())
     }
 
     /// Removes GC queue entries whose blocks have been deleted.
     pub fn gc_done(&self, ids: Vec<gcq::GcId>) -> Result<()> {
         self.commit(move |txn, _| {
             for id in &ids {
-                txn.delete(keys::gc(id.commit_version, id.seq));
+                txn.delete(keys::gc(id.commit_version, id.seq))?;
             }
             Ok(())
         })

@@ -79,6 +79,7 @@ pub(crate) fn event(
         size: data.size,
         digest: data.body.as_ref().map(|b| b.digest),
         time: 0,
+        snapshot: None,
     }
 }
 
@@ -149,7 +150,7 @@ pub(crate) fn trim(
         return Ok(0);
     }
     // The floor first: readers below it get WatchCompacted, never a gap.
-    txn.put(keys::WATCH_FLOOR.to_vec(), encode_u64(cut).to_vec());
+    txn.put(keys::WATCH_FLOOR.to_vec(), encode_u64(cut).to_vec())?;
     let mut n = 0;
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -162,7 +163,7 @@ pub(crate) fn trim(
             if seq >= cut {
                 return Ok(n);
             }
-            txn.delete(key.clone());
+            txn.delete(key.clone())?;
             n += 1;
         }
         after = rows.last().map(|(k, _)| k.clone());

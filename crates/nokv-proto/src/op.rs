@@ -92,6 +92,18 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
             ids: ids.into_iter().map(gc_id_to).collect(),
         }),
         MetaOp::Checkpoint => P::Checkpoint(pb::CheckpointOp {}),
+        MetaOp::SnapshotCreate { path, name } => {
+            P::SnapshotCreate(pb::SnapshotCreateOp { path, name })
+        }
+        MetaOp::SnapshotRetire { name } => P::SnapshotRetire(pb::SnapshotRetireOp { name }),
+        MetaOp::SnapshotList => P::SnapshotList(pb::SnapshotListOp {}),
+        MetaOp::AtSnapshot { snapshot, op } => P::AtSnapshot(Box::new(pb::AtSnapshotOp {
+            snapshot,
+            op: Some(Box::new(encode_op(*op))),
+        })),
+        MetaOp::PruneHistory { after, limit } => {
+            P::PruneHistory(pb::PruneHistoryOp { after, limit })
+        }
     };
     pb::Op { op: Some(op) }
 }
@@ -189,5 +201,27 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
                 .collect::<Result<_>>()?,
         },
         P::Checkpoint(_) => MetaOp::Checkpoint,
+        P::SnapshotCreate(o) => MetaOp::SnapshotCreate {
+            path: o.path,
+            name: o.name,
+        },
+        P::SnapshotRetire(o) => MetaOp::SnapshotRetire { name: o.name },
+        P::SnapshotList(_) => MetaOp::SnapshotList,
+        P::AtSnapshot(o) => {
+            let inner = decode_op(*need(o.op, "at_snapshot.op")?)?;
+            if matches!(inner, MetaOp::AtSnapshot { .. }) {
+                return Err(nokv_types::Error::InvalidArgument(
+                    "at_snapshot cannot nest".into(),
+                ));
+            }
+            MetaOp::AtSnapshot {
+                snapshot: o.snapshot,
+                op: Box::new(inner),
+            }
+        }
+        P::PruneHistory(o) => MetaOp::PruneHistory {
+            after: o.after,
+            limit: o.limit,
+        },
     })
 }

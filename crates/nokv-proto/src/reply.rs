@@ -62,6 +62,11 @@ pub fn encode_reply(reply: MetaReply) -> pb::Reply {
             blocks: blocks.into_iter().map(block_to).collect(),
             next,
         }),
+        MetaReply::Snapshot(s) => R::Snapshot(snapshot_to(s)),
+        MetaReply::Snapshots(list) => R::Snapshots(pb::SnapshotList {
+            snapshots: list.into_iter().map(snapshot_to).collect(),
+        }),
+        MetaReply::Pruned { deleted, next } => R::Pruned(pb::Pruned { deleted, next }),
     };
     pb::Reply { reply: Some(r) }
 }
@@ -130,6 +135,17 @@ pub fn decode_reply(reply: pb::Reply) -> Result<MetaReply> {
         R::Blocks(b) => MetaReply::Blocks {
             blocks: blocks_from(b.blocks)?,
             next: b.next,
+        },
+        R::Snapshot(s) => MetaReply::Snapshot(snapshot_from(s)?),
+        R::Snapshots(l) => MetaReply::Snapshots(
+            l.snapshots
+                .into_iter()
+                .map(snapshot_from)
+                .collect::<Result<_>>()?,
+        ),
+        R::Pruned(p) => MetaReply::Pruned {
+            deleted: p.deleted,
+            next: p.next,
         },
     })
 }

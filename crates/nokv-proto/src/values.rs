@@ -251,6 +251,8 @@ pub(crate) fn event_kind_to(k: EventKind) -> pb::EventKind {
         EventKind::Removed => pb::EventKind::Removed,
         EventKind::Renamed => pb::EventKind::Renamed,
         EventKind::AttrChanged => pb::EventKind::AttrChanged,
+        EventKind::SnapshotCreated => pb::EventKind::SnapshotCreated,
+        EventKind::SnapshotRetired => pb::EventKind::SnapshotRetired,
     }
 }
 
@@ -262,6 +264,8 @@ pub(crate) fn event_kind_from(k: i32) -> Result<EventKind> {
         Ok(pb::EventKind::Removed) => EventKind::Removed,
         Ok(pb::EventKind::Renamed) => EventKind::Renamed,
         Ok(pb::EventKind::AttrChanged) => EventKind::AttrChanged,
+        Ok(pb::EventKind::SnapshotCreated) => EventKind::SnapshotCreated,
+        Ok(pb::EventKind::SnapshotRetired) => EventKind::SnapshotRetired,
         _ => return Err(Error::InvalidArgument(format!("unknown event kind {k}"))),
     })
 }
@@ -279,6 +283,7 @@ pub(crate) fn event_to(e: WatchEvent) -> pb::WatchEvent {
         size: e.size,
         digest: e.digest.map(|d| d.to_vec()),
         time: e.time,
+        snapshot: e.snapshot,
     }
 }
 
@@ -295,5 +300,30 @@ pub(crate) fn event_from(e: pb::WatchEvent) -> Result<WatchEvent> {
         size: e.size,
         digest: e.digest.map(|d| digest(d, "event digest")).transpose()?,
         time: e.time,
+        snapshot: e.snapshot,
+    })
+}
+
+pub(crate) fn snapshot_to(s: nokv_meta::SnapshotInfo) -> pb::SnapshotInfo {
+    pb::SnapshotInfo {
+        name: s.name,
+        path: s.path,
+        root: s.root,
+        kind: kind_to(s.kind) as i32,
+        version: s.version,
+        ino_mark: s.ino_mark,
+        created: s.created,
+    }
+}
+
+pub(crate) fn snapshot_from(s: pb::SnapshotInfo) -> Result<nokv_meta::SnapshotInfo> {
+    Ok(nokv_meta::SnapshotInfo {
+        name: s.name,
+        path: s.path,
+        root: s.root,
+        kind: kind_from(s.kind)?,
+        version: s.version,
+        ino_mark: s.ino_mark,
+        created: s.created,
     })
 }

@@ -165,7 +165,30 @@ fn op() -> impl Strategy<Value = MetaOp> {
                 .collect()
         }),
         Just(MetaOp::Checkpoint),
+        (path(), path()).prop_map(|(path, name)| MetaOp::SnapshotCreate { path, name }),
+        path().prop_map(|name| MetaOp::SnapshotRetire { name }),
+        Just(MetaOp::SnapshotList),
+        (path(), path(), any::<bool>()).prop_map(|(snapshot, path, follow)| MetaOp::AtSnapshot {
+            snapshot,
+            op: Box::new(MetaOp::Stat { path, follow })
+        }),
+        (any::<Option<Vec<u8>>>(), any::<u32>())
+            .prop_map(|(after, limit)| MetaOp::PruneHistory { after, limit }),
     ]
+}
+
+fn snapshot_info() -> impl Strategy<Value = nokv_meta::SnapshotInfo> {
+    (path(), path(), any::<(u64, bool, u64, u64, i64)>()).prop_map(|(name, path, n)| {
+        nokv_meta::SnapshotInfo {
+            name,
+            path,
+            root: n.0,
+            kind: if n.1 { FileKind::Dir } else { FileKind::File },
+            version: n.2,
+            ino_mark: n.3,
+            created: n.4,
+        }
+    })
 }
 
 fn reply() -> impl Strategy<Value = MetaReply> {
@@ -247,6 +270,10 @@ fn reply() -> impl Strategy<Value = MetaReply> {
             any::<Option<Vec<u8>>>()
         )
             .prop_map(|(blocks, next)| MetaReply::Blocks { blocks, next }),
+        snapshot_info().prop_map(MetaReply::Snapshot),
+        prop::collection::vec(snapshot_info(), 0..3).prop_map(MetaReply::Snapshots),
+        (any::<u64>(), any::<Option<Vec<u8>>>())
+            .prop_map(|(deleted, next)| MetaReply::Pruned { deleted, next }),
     ]
 }
 

@@ -29,6 +29,10 @@ pub enum EventKind {
     Renamed,
     /// Attributes changed (chmod, chown, times, truncate to zero).
     AttrChanged,
+    /// A snapshot of `path` was created (`snapshot` names it).
+    SnapshotCreated,
+    /// The snapshot named `snapshot` was retired.
+    SnapshotRetired,
 }
 
 impl EventKind {
@@ -40,6 +44,8 @@ impl EventKind {
             EventKind::Removed => "removed",
             EventKind::Renamed => "renamed",
             EventKind::AttrChanged => "attr_changed",
+            EventKind::SnapshotCreated => "snapshot_created",
+            EventKind::SnapshotRetired => "snapshot_retired",
         }
     }
 }
@@ -62,6 +68,8 @@ pub struct WatchEvent {
     pub digest: Option<Digest>,
     /// Commit time, ns since the epoch.
     pub time: i64,
+    /// The snapshot a snapshot event is about.
+    pub snapshot: Option<String>,
 }
 
 impl WatchEvent {

@@ -106,16 +106,16 @@ pub(crate) fn link(txn: &mut Txn<'_>, ino: u64, new_parent: u64, new_name: &[u8]
                 ino,
                 kind: data.kind,
             })?,
-        );
+        )?;
     }
-    txn.put(keys::inode(ino), encode(&InodeRecord::Own(data.clone()))?);
+    txn.put(keys::inode(ino), encode(&InodeRecord::Own(data.clone()))?)?;
     txn.put(
         keys::entry(new_parent, new_name),
         encode(&EntryRecord::Linked {
             ino,
             kind: data.kind,
         })?,
-    );
+    )?;
     touch_dir(txn, new_parent, 0)?;
     watch::emit(
         txn,

@@ -8,9 +8,7 @@
 use nokv_types::{Attr, FileKind, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{entry_inode, require_dir};
-use crate::engine::Engine;
-use crate::keys;
+use super::{entry_inode, require_dir, EntrySource};
 use crate::records::{decode, EntryRecord};
 
 /// One entry of a listing.
@@ -53,35 +51,28 @@ pub struct DirPage<T> {
 /// Decoded `(name, entry)` rows of one page, and the cursor after it.
 type RawPage = (Vec<(Vec<u8>, EntryRecord)>, Option<Vec<u8>>);
 
-fn scan_page(engine: &Engine, dir: u64, after: Option<&[u8]>, limit: usize) -> Result<RawPage> {
-    require_dir(engine, dir)?;
-    let prefix = keys::entry_prefix(dir);
-    let after_key = after.map(|name| keys::entry(dir, name));
-    let limit = limit.max(1);
-    let rows = engine.scan(&prefix, after_key.as_deref(), limit + 1)?;
-    let more = rows.len() > limit;
-    let mut out = Vec::with_capacity(rows.len().min(limit));
-    for (key, value) in rows.into_iter().take(limit) {
-        out.push((
-            keys::entry_name(&key).to_vec(),
-            decode::<EntryRecord>("entry", &value)?,
-        ));
+fn scan_page(
+    src: &dyn EntrySource,
+    dir: u64,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<RawPage> {
+    require_dir(src.as_source(), dir)?;
+    let page = src.entries(dir, after, limit)?;
+    let mut out = Vec::with_capacity(page.rows.len());
+    for (name, value) in page.rows {
+        out.push((name, decode::<EntryRecord>("entry", &value)?));
     }
-    let next = if more {
-        out.last().map(|(name, _)| name.clone())
-    } else {
-        None
-    };
-    Ok((out, next))
+    Ok((out, page.next))
 }
 
 pub(crate) fn readdir(
-    engine: &Engine,
+    src: &dyn EntrySource,
     dir: u64,
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<DirPage<DirEntry>> {
-    let (rows, next) = scan_page(engine, dir, after, limit)?;
+    let (rows, next) = scan_page(src, dir, after, limit)?;
     let entries = rows
         .into_iter()
         .map(|(name, e)| DirEntry {
@@ -94,17 +85,17 @@ pub(crate) fn readdir(
 }
 
 pub(crate) fn readdirplus(
-    engine: &Engine,
+    src: &dyn EntrySource,
     dir: u64,
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<DirPage<DirEntryPlus>> {
-    let (rows, next) = scan_page(engine, dir, after, limit)?;
+    let (rows, next) = scan_page(src, dir, after, limit)?;
     let mut entries = Vec::with_capacity(rows.len());
     for (name, e) in rows {
         // Inline entries carry their attributes; only hard-linked names
         // cost one more read.
-        let (ino, data, _) = entry_inode(engine, dir, &name, e)?;
+        let (ino, data, _) = entry_inode(src.as_source(), dir, &name, e)?;
         entries.push(DirEntryPlus {
             attr: data.to_attr(ino),
             name,

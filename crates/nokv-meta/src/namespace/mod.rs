@@ -35,6 +35,46 @@ impl Source for Engine {
     }
 }
 
+/// A page of a directory's raw entries: `(name, value)` in name order,
+/// and the name to resume after (None: the listing is complete). A page
+/// may hold fewer rows than asked for and still have a `next`.
+pub(crate) struct EntryRows {
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+    pub next: Option<Vec<u8>>,
+}
+
+/// Sources that can also page through a directory's entries.
+pub(crate) trait EntrySource: Source {
+    fn entries(&self, dir: u64, after: Option<&[u8]>, limit: usize) -> Result<EntryRows>;
+    /// The same source as a plain point-read source.
+    fn as_source(&self) -> &dyn Source;
+}
+
+impl EntrySource for Engine {
+    fn entries(&self, dir: u64, after: Option<&[u8]>, limit: usize) -> Result<EntryRows> {
+        let prefix = keys::entry_prefix(dir);
+        let after_key = after.map(|name| keys::entry(dir, name));
+        let limit = limit.max(1);
+        let mut rows = self.scan(&prefix, after_key.as_deref(), limit + 1)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = rows
+            .into_iter()
+            .map(|(k, v)| (keys::entry_name(&k).to_vec(), v))
+            .collect();
+        let next = if more {
+            rows.last().map(|(n, _)| n.clone())
+        } else {
+            None
+        };
+        Ok(EntryRows { rows, next })
+    }
+
+    fn as_source(&self) -> &dyn Source {
+        self
+    }
+}
+
 impl Source for Txn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Txn::get(self, key)
@@ -131,8 +171,8 @@ pub(crate) fn store_inode(txn: &mut Txn<'_>, ino: u64, loc: &Loc, data: &InodeDa
                 ino,
                 inode: data.clone(),
             })?,
-        ),
-        Loc::Own => txn.put(keys::inode(ino), encode(&InodeRecord::Own(data.clone()))?),
+        )?,
+        Loc::Own => txn.put(keys::inode(ino), encode(&InodeRecord::Own(data.clone()))?)?,
     }
     Ok(())
 }
@@ -165,7 +205,9 @@ pub(crate) fn new_inode(kind: FileKind, mode: u32, uid: u32, gid: u32, now: i64)
     }
 }
 
-/// Adds a new singly-linked inode under `parent/name`.
+/// Adds a new singly-linked inode under `parent/name`. `ino` was
+/// allocated by this command, so no snapshot can have seen these keys:
+/// they are written without history (see `snapshot::history`).
 pub(crate) fn insert_new(
     txn: &mut Txn<'_>,
     parent: u64,
@@ -173,20 +215,20 @@ pub(crate) fn insert_new(
     ino: u64,
     data: &InodeData,
 ) -> Result<()> {
-    txn.put(
+    txn.put_fresh(
         keys::entry(parent, name),
         encode(&EntryRecord::Inline {
             ino,
             inode: data.clone(),
         })?,
-    );
-    txn.put(
+    )?;
+    txn.put_fresh(
         keys::inode(ino),
         encode(&InodeRecord::At {
             parent,
             name: name.to_vec(),
         })?,
-    );
+    )?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn drop_link(
 ) -> Result<()> {
     data.nlink = data.nlink.saturating_sub(1);
     if data.nlink == 0 {
-        txn.delete(keys::inode(ino));
+        txn.delete(keys::inode(ino))?;
         release_body(txn, ino, &data, &HashSet::new(), block_size)?;
     } else {
         data.ctime = txn.now();
@@ -40,7 +40,7 @@ pub(crate) fn unlink(txn: &mut Txn<'_>, parent: u64, name: &[u8], block_size: u3
         return Err(Error::IsADirectory(shown(name)));
     }
     watch::emit(txn, EventKind::Removed, parent, name, None, ino, &data)?;
-    txn.delete(keys::entry(parent, name));
+    txn.delete(keys::entry(parent, name))?;
     // An inline inode dies with its only entry.
     drop_link(txn, ino, data, &loc, block_size)?;
     touch_dir(txn, parent, 0)
@@ -58,7 +58,7 @@ pub(crate) fn rmdir(txn: &mut Txn<'_>, parent: u64, name: &[u8]) -> Result<()> {
         return Err(Error::NotEmpty(shown(name)));
     }
     watch::emit(txn, EventKind::Removed, parent, name, None, ino, &data)?;
-    txn.delete(keys::entry(parent, name));
-    txn.delete(keys::inode(ino));
+    txn.delete(keys::entry(parent, name))?;
+    txn.delete(keys::inode(ino))?;
     touch_dir(txn, parent, -1)
 }

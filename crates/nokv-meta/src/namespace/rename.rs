@@ -78,7 +78,7 @@ pub(crate) fn rename(
                     if !txn.require_prefix_empty(&keys::entry_prefix(dst_ino))? {
                         return Err(Error::NotEmpty(shown(dst_name)));
                     }
-                    txn.delete(keys::inode(dst_ino));
+                    txn.delete(keys::inode(dst_ino))?;
                     replaced_dir = true;
                 }
                 (false, false) => drop_link(txn, dst_ino, dst_data, &dst_loc, block_size)?,
@@ -88,7 +88,7 @@ pub(crate) fn rename(
 
     src_data.ctime = txn.now();
     let moved = src_data.clone();
-    txn.delete(keys::entry(src_parent, src_name));
+    txn.delete(keys::entry(src_parent, src_name))?;
     match src_entry {
         EntryRecord::Inline { .. } => {
             txn.put(
@@ -97,17 +97,17 @@ pub(crate) fn rename(
                     ino: src_ino,
                     inode: src_data,
                 })?,
-            );
+            )?;
             txn.put(
                 keys::inode(src_ino),
                 encode(&InodeRecord::At {
                     parent: dst_parent,
                     name: dst_name.to_vec(),
                 })?,
-            );
+            )?;
         }
         linked @ EntryRecord::Linked { .. } => {
-            txn.put(dst_key, encode(&linked)?);
+            txn.put(dst_key, encode(&linked)?)?;
             debug_assert_eq!(src_loc, Loc::Own);
             store_inode(txn, src_ino, &Loc::Own, &src_data)?;
         }
