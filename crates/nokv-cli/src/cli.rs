@@ -84,6 +84,9 @@ pub enum Command {
     Put(PutArgs),
     /// Write a file's bytes to stdout
     Cat {
+        /// Read at this snapshot (paths are relative to its root)
+        #[arg(long, value_name = "NAME")]
+        snapshot: Option<String>,
         path: String,
         /// Start at this byte offset
         #[arg(long)]
@@ -93,9 +96,18 @@ pub enum Command {
         length: Option<u64>,
     },
     /// Copy a file out of the volume to a local file
-    Get { path: String, file: PathBuf },
+    Get {
+        /// Read at this snapshot (paths are relative to its root)
+        #[arg(long, value_name = "NAME")]
+        snapshot: Option<String>,
+        path: String,
+        file: PathBuf,
+    },
     /// List a directory
     Ls {
+        /// List at this snapshot (paths are relative to its root)
+        #[arg(long, value_name = "NAME")]
+        snapshot: Option<String>,
         /// Long format: type, mode, links, owner, size, time, name
         #[arg(short = 'l')]
         long: bool,
@@ -106,6 +118,9 @@ pub enum Command {
     },
     /// Show attributes of a path (does not follow a final symlink)
     Stat {
+        /// Stat at this snapshot (paths are relative to its root)
+        #[arg(long, value_name = "NAME")]
+        snapshot: Option<String>,
         #[arg(long)]
         json: bool,
         path: String,
@@ -146,13 +161,15 @@ pub enum Command {
     Truncate { path: String, size: u64 },
     /// Change permission bits (octal)
     Chmod { mode: String, path: String },
-    /// Delete blocks nothing references (GC queue, expired uploads)
+    /// Delete blocks nothing references (GC queue up to the oldest live
+    /// snapshot, expired uploads) and prune snapshot history
     Gc {
         #[arg(long)]
         json: bool,
     },
     /// Follow typed change events under PATH (created, published,
-    /// replaced, removed, renamed, attr_changed). Prints `SEQ KIND PATH`;
+    /// replaced, removed, renamed, attr_changed, snapshot_created,
+    /// snapshot_retired). Prints `SEQ KIND PATH`;
     /// resume after a restart with `--from <last SEQ + 1>`.
     Watch {
         #[arg(default_value = "/")]
@@ -184,6 +201,30 @@ pub enum Command {
     },
     /// Serve the volume at --home to many clients (metadata server)
     Serve(ServeArgs),
+    /// Pin a path at the current version (create), list or retire snapshots
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot <path> (a directory or a file) as it is now: O(1), durable.
+    /// Read it with `--snapshot NAME` on ls, stat, cat, get and mount.
+    Create {
+        path: String,
+        /// Name of the snapshot [default: <last path component>-<commit version>]
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List live snapshots
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a snapshot: GC may then reclaim what only it kept
+    Retire { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use crate::cli::{Backend, Cli, Command, DurabilityArg, Global, InitArgs, PutArgs};
 use crate::output;
 use crate::progress;
+use crate::view::View;
 
 pub(crate) fn home_dir(global: &Global) -> Result<PathBuf> {
     if let Some(h) = &global.home {
@@ -86,13 +87,28 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => crate::serve::serve(global, args, home_dir(global)?).await,
         Command::Put(args) => put(global, args).await,
         Command::Cat {
+            snapshot,
             path,
             offset,
             length,
-        } => cat(global, &path, offset, length).await,
-        Command::Get { path, file } => get(global, &path, &file).await,
-        Command::Ls { long, json, path } => ls(global, &path, long, json).await,
-        Command::Stat { json, path } => stat(global, &path, json).await,
+        } => cat(&view(global, &snapshot).await?, &path, offset, length).await,
+        Command::Get {
+            snapshot,
+            path,
+            file,
+        } => get(&view(global, &snapshot).await?, &path, &file).await,
+        Command::Ls {
+            snapshot,
+            long,
+            json,
+            path,
+        } => ls(&view(global, &snapshot).await?, &path, long, json).await,
+        Command::Stat {
+            snapshot,
+            json,
+            path,
+        } => stat(&view(global, &snapshot).await?, &path, json).await,
+        Command::Snapshot(cmd) => crate::snapshot::run(global, cmd).await,
         Command::Mkdir { parents, path } => {
             let c = open(global, client_options(global)).await?;
             if parents {
@@ -165,11 +181,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                     println!("deleted {key}");
                 }
                 println!(
-                    "gc: {} queued blocks deleted, {} expired uploads collected ({} blocks)",
+                    "gc: {} queued blocks deleted, {} expired uploads collected ({} blocks), {} history records pruned",
                     report.queued_blocks_deleted,
                     report.expired_uploads,
-                    report.staged_blocks_deleted
+                    report.staged_blocks_deleted,
+                    report.history_pruned
                 );
+                if report.live_snapshots > 0 {
+                    println!(
+                        "gc: {} live snapshot(s): blocks they may read are kept until they retire",
+                        report.live_snapshots
+                    );
+                }
             }
             Ok(())
         }
@@ -195,6 +218,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("objects      {}", info.location.describe());
                 println!("block size   {}", info.block_size);
                 println!("commit       {}", info.commit_version);
+                println!("snapshots    {}", c.snapshots().await?.len());
                 println!("created      {} UTC", output::time_string(info.created));
             }
             Ok(())
@@ -331,8 +355,13 @@ async fn put(global: &Global, args: PutArgs) -> Result<()> {
     Ok(())
 }
 
-async fn cat(global: &Global, path: &str, offset: Option<u64>, length: Option<u64>) -> Result<()> {
+/// The live volume, or the snapshot named by `--snapshot`.
+async fn view(global: &Global, snapshot: &Option<String>) -> Result<View> {
     let client = open(global, client_options(global)).await?;
+    Ok(View::new(client, snapshot.as_deref()))
+}
+
+async fn cat(client: &View, path: &str, offset: Option<u64>, length: Option<u64>) -> Result<()> {
     let mut stream = match (offset, length) {
         (None, None) => client.read_stream(path).await?.1,
         (o, l) => {
@@ -349,8 +378,7 @@ async fn cat(global: &Global, path: &str, offset: Option<u64>, length: Option<u6
     Ok(())
 }
 
-async fn get(global: &Global, path: &str, file: &Path) -> Result<()> {
-    let client = open(global, client_options(global)).await?;
+async fn get(client: &View, path: &str, file: &Path) -> Result<()> {
     let (attr, mut stream) = client.read_stream(path).await?;
     let name = file
         .file_name()
@@ -387,8 +415,7 @@ async fn get(global: &Global, path: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn ls(global: &Global, path: &str, long: bool, json: bool) -> Result<()> {
-    let client = open(global, client_options(global)).await?;
+async fn ls(client: &View, path: &str, long: bool, json: bool) -> Result<()> {
     let attr = client.stat(path).await?;
     let mut stdout = std::io::stdout().lock();
     if attr.kind != FileKind::Dir {
@@ -441,8 +468,7 @@ async fn ls(global: &Global, path: &str, long: bool, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn stat(global: &Global, path: &str, json: bool) -> Result<()> {
-    let client = open(global, client_options(global)).await?;
+async fn stat(client: &View, path: &str, json: bool) -> Result<()> {
     let a = client.lstat(path).await?;
     if json {
         println!(
@@ -533,6 +559,10 @@ fn event_line(e: &nokv_client::WatchEvent) -> String {
     let mut line = format!("{} {} {}", e.seq, e.kind.as_str(), e.path);
     if let Some(old) = &e.old_path {
         line.push_str(&format!(" (from {old})"));
+    }
+    if let Some(name) = &e.snapshot {
+        line.push_str(&format!(" snapshot={name}"));
+        return line;
     }
     if e.file_kind == FileKind::File && e.generation > 0 {
         line.push_str(&format!(" generation={} size={}", e.generation, e.size));

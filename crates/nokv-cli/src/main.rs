@@ -7,6 +7,8 @@ mod commands;
 mod output;
 mod progress;
 mod serve;
+mod snapshot;
+mod view;
 
 use clap::Parser;
 

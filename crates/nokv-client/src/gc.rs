@@ -30,6 +30,10 @@ pub struct GcReport {
     pub tree_names_removed: u64,
     /// Watch events dropped by retention.
     pub watch_events_trimmed: u64,
+    /// History records no live snapshot needs any more.
+    pub history_pruned: u64,
+    /// Live snapshots: blocks queued after the oldest one were kept.
+    pub live_snapshots: u64,
 }
 
 impl Client {
@@ -58,8 +62,10 @@ impl Client {
         }
     }
 
-    /// Runs one GC pass: drains the GC queue and collects expired
-    /// uploads.
+    /// Runs one GC pass: drains the GC queue up to the oldest live
+    /// snapshot (blocks queued after it stay until it retires), collects
+    /// expired uploads, prunes snapshot history no live snapshot needs
+    /// and trims the watch log.
     pub async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
         // Old trees first, so their blocks reach the queue drained below.
@@ -130,6 +136,21 @@ impl Client {
                 report.deleted_keys.push(key);
             }
         }
+        let mut after = None;
+        loop {
+            let reply = self
+                .call(MetaOp::PruneHistory { after, limit: 4096 })
+                .await?;
+            let (deleted, next) = expect_reply!(
+                reply, "prune_history", MetaReply::Pruned { deleted, next } => (deleted, next)
+            )?;
+            report.history_pruned += deleted;
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        report.live_snapshots = self.snapshots().await?.len() as u64;
         let keep_versions = self.inner.opts.watch_retention_versions;
         let reply = self.call(MetaOp::TrimWatch { keep_versions }).await?;
         report.watch_events_trimmed = expect_reply!(reply, "trim_watch", MetaReply::Count(n) => n)?;

@@ -43,6 +43,7 @@ mod put;
 mod put_tree;
 mod read;
 mod remote;
+mod snapshot;
 mod watch;
 
 pub use client::{Client, ClientOptions};
@@ -50,13 +51,14 @@ pub use fsck::FsckReport;
 pub use gc::GcReport;
 pub use put::{PutOptions, PutOutcome};
 pub use put_tree::{PutTreeOutcome, STAGING_DIR};
+pub use snapshot::SnapshotReader;
 
 pub use nokv_meta::{
-    DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, MetaOp, MetaReply, Owner, RenameMode,
-    VolumeInfo,
+    validate_snapshot_name, DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, MetaOp,
+    MetaReply, Owner, RenameMode, SnapshotInfo, VolumeInfo,
 };
 pub use nokv_object::{BlockStoreOptions, StoreCredentials};
 pub use nokv_types::{
-    Attr, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result, S3Location, SetAttr,
-    WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,
+    now_nanos, Attr, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result,
+    S3Location, SetAttr, WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,
 };

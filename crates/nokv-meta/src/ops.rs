@@ -374,12 +374,16 @@ fn page_limit(limit: u32) -> Result<usize> {
 /// A read op at a snapshot.
 fn read_at(vol: &Volume, snap: &str, op: MetaOp) -> Result<MetaReply> {
     Ok(match op {
-        MetaOp::Stat { path: p, follow } => MetaReply::Attr(vol.stat_at(snap, &path(&p)?, follow)?),
+        MetaOp::Stat { path: p, follow } => {
+            MetaReply::Attr(vol.stat_at(snap, &path(&p)?, follow)?)
+        }
         MetaOp::List {
             path: p,
             after,
             limit,
-        } => MetaReply::Page(vol.list_at(snap, &path(&p)?, after.as_deref(), page_limit(limit)?)?),
+        } => {
+            MetaReply::Page(vol.list_at(snap, &path(&p)?, after.as_deref(), page_limit(limit)?)?)
+        }
         MetaOp::Readlink { path: p } => MetaReply::Target(vol.readlink_at(snap, &path(&p)?)?),
         MetaOp::Body { path: p } => {
             let (attr, body) = vol.body_at(snap, &path(&p)?)?;
@@ -482,7 +486,9 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
         MetaOp::SnapshotCreate { path: p, name } => {
             MetaReply::Snapshot(crate::snapshot::create(txn, &path(&p)?, &name)?)
         }
-        MetaOp::SnapshotRetire { name } => MetaReply::Snapshot(crate::snapshot::retire(txn, &name)?),
+        MetaOp::SnapshotRetire { name } => {
+            MetaReply::Snapshot(crate::snapshot::retire(txn, &name)?)
+        }
         MetaOp::PruneHistory { after, limit } => {
             let live = txn.snapshots().versions();
             let (deleted, next) = crate::snapshot::history::prune_page(

@@ -54,7 +54,11 @@ impl Volume {
 
     /// Runs `read` on the volume as it was at snapshot `name`. A
     /// snapshot retired while the read ran makes it NotFound.
-    fn at_snapshot<T>(&self, name: &str, read: impl Fn(&SnapshotView<'_>) -> Result<T>) -> Result<T> {
+    fn at_snapshot<T>(
+        &self,
+        name: &str,
+        read: impl Fn(&SnapshotView<'_>) -> Result<T>,
+    ) -> Result<T> {
         let info = super::load(self.engine(), name)?;
         let view = SnapshotView::new(self.engine(), info);
         match read(&view) {
@@ -85,7 +89,8 @@ impl Volume {
         limit: usize,
     ) -> Result<DirPage<DirEntryPlus>> {
         self.at_snapshot(name, |v| {
-            let dir = resolve_in(v, v.info().root, path, true).map_err(|e| crate::at_path(e, path))?;
+            let dir =
+                resolve_in(v, v.info().root, path, true).map_err(|e| crate::at_path(e, path))?;
             if dir.kind != FileKind::Dir {
                 return Err(Error::NotADirectory(path.to_string()));
             }
@@ -96,7 +101,8 @@ impl Volume {
     /// Target of the symlink at `path` at snapshot `name`.
     pub fn readlink_at(&self, name: &str, path: &NokvPath) -> Result<Vec<u8>> {
         self.at_snapshot(name, |v| {
-            let attr = resolve_in(v, v.info().root, path, false).map_err(|e| crate::at_path(e, path))?;
+            let attr =
+                resolve_in(v, v.info().root, path, false).map_err(|e| crate::at_path(e, path))?;
             link_target(v, attr.ino)
         })
     }
@@ -105,7 +111,8 @@ impl Volume {
     pub fn body_at(&self, name: &str, path: &NokvPath) -> Result<(Attr, Body)> {
         let bs = self.block_size();
         self.at_snapshot(name, |v| {
-            let attr = resolve_in(v, v.info().root, path, true).map_err(|e| crate::at_path(e, path))?;
+            let attr =
+                resolve_in(v, v.info().root, path, true).map_err(|e| crate::at_path(e, path))?;
             file_body(v, attr.ino, bs).map_err(|e| crate::at_path(e, path))
         })
     }

@@ -126,7 +126,11 @@ pub(crate) fn create(txn: &mut Txn<'_>, path: &NokvPath, name: &str) -> Result<S
     };
     txn.put_raw(key, encode(&info)?);
     Arc::make_mut(&mut txn.snapshots_mut().by_name).insert(name.to_string(), info.clone());
-    txn.emit(snapshot_event(EventKind::SnapshotCreated, &info, Some(&attr)))?;
+    txn.emit(snapshot_event(
+        EventKind::SnapshotCreated,
+        &info,
+        Some(&attr),
+    ))?;
     Ok(info)
 }
 

@@ -79,10 +79,8 @@ impl EntrySource for SnapshotView<'_> {
         // Union by key, history winning; the first `limit` keys of the
         // union are exact (each source returned at least that many, or
         // all it has).
-        let mut union: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = current
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
+        let mut union: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            current.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let sources_more = union.len() > limit || old.len() > limit;
         for (k, v) in old {
             union.insert(k, v);
