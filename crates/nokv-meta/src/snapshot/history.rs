@@ -41,6 +41,9 @@ pub(crate) struct HistoryRecord {
     pub value: Option<Vec<u8>>,
 }
 
+/// A key and its value at some version (`None`: absent then).
+pub(crate) type KeyAt = (Vec<u8>, Option<Vec<u8>>);
+
 /// Versions must leave the top byte zero (see `keys::history_prefix`).
 const MAX_VERSION: u64 = (1 << 56) - 1;
 
@@ -92,11 +95,11 @@ pub(crate) fn first_after_under(
     after_key: Option<&[u8]>,
     at: u64,
     limit: usize,
-) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+) -> Result<Vec<KeyAt>> {
     let hprefix = keys::history_prefix(prefix);
     // Skip every record of `after_key` itself: the largest version.
     let start = after_key.map(|k| keys::history(k, MAX_VERSION));
-    let mut out: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut out: Vec<KeyAt> = Vec::new();
     let mut cursor = start;
     while out.len() < limit {
         let rows = engine.scan(&hprefix, cursor.as_deref(), 1024)?;
