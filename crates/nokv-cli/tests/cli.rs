@@ -232,6 +232,7 @@ mode_tests!(
     bad_input_is_refused_and_changes_nothing,
     fsck_finds_missing_and_leaked_objects,
     put_r_publishes_and_replaces_a_whole_tree,
+    snapshots_pin_a_dataset_version,
 );
 backend_tests_blocking!(broken_pipe_on_cat_is_not_an_error);
 
@@ -930,4 +931,111 @@ fn a_streaming_follower_does_not_hold_up_shutdown() {
     );
     // The follower's stream ended with the server.
     let _ = follower.wait();
+}
+
+/// A researcher pins a dataset version while the live directory keeps
+/// changing, reads it with `--snapshot`, then retires it and GC reclaims
+/// what only it kept.
+fn snapshots_pin_a_dataset_version(backend: Backend, mode: Mode) {
+    let mut env = Env::with(backend, mode);
+    env.init(&["--block-size", "65536"]);
+    let v1 = pseudo_random(150_000);
+    env.ok(&["mkdir", "-p", "/datasets/imagenet/train"]);
+    let local = env.work.join("shard");
+    std::fs::write(&local, &v1).unwrap();
+    env.ok(&["put", "/datasets/imagenet/train/shard-0", "shard"]);
+    env.put_stdin("/datasets/imagenet/labels.txt", b"cat\ndog\n");
+    let head = env.commit_version();
+
+    let out = env.ok(&[
+        "snapshot",
+        "create",
+        "/datasets/imagenet",
+        "--name",
+        "v1",
+        "--json",
+    ]);
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["name"], "v1");
+    assert_eq!(info["path"], "/datasets/imagenet");
+    assert_eq!(info["commit_version"].as_u64(), Some(head + 1));
+    let out = env.ok(&["snapshot", "create", "/datasets/imagenet"]);
+    assert!(out.starts_with("snapshot imagenet-"), "default name: {out}");
+    env.fails(
+        &["snapshot", "create", "/datasets/imagenet", "--name", "v1"],
+        1,
+    );
+    env.fails(&["snapshot", "create", "/nope", "--name", "v9"], 1);
+    env.fails(&["snapshot", "create", "/", "--name", "a/b"], 2);
+
+    // The live dataset changes in every way.
+    let v2 = pseudo_random(90_000);
+    std::fs::write(&local, &v2).unwrap();
+    env.ok(&["put", "/datasets/imagenet/train/shard-0", "shard"]);
+    env.ok(&["rm", "/datasets/imagenet/labels.txt"]);
+    env.ok(&["mv", "/datasets/imagenet", "/datasets/old"]);
+    env.ok(&["chmod", "600", "/datasets/old/train/shard-0"]);
+    let gc = env.ok(&["gc"]);
+    assert!(gc.contains("live snapshot"), "{gc}");
+
+    // Reads at the snapshot: exactly v1, paths relative to its root.
+    assert_eq!(
+        env.ok(&["ls", "--snapshot", "v1", "/"]),
+        "labels.txt\ntrain\n"
+    );
+    assert_eq!(
+        env.ok(&["cat", "--snapshot", "v1", "/labels.txt"]),
+        "cat\ndog\n"
+    );
+    let got = env.work.join("got");
+    env.ok(&["get", "--snapshot", "v1", "/train/shard-0", "got"]);
+    assert_eq!(std::fs::read(&got).unwrap(), v1);
+    let st: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stat", "--snapshot", "v1", "--json", "/train/shard-0"]))
+            .unwrap();
+    assert_eq!(st["size"].as_u64(), Some(v1.len() as u64));
+    assert!(env
+        .ok(&["ls", "-l", "--snapshot", "v1", "/train"])
+        .contains("-rw-r--r--"));
+    env.fails(&["cat", "--snapshot", "nope", "/labels.txt"], 1);
+    env.fails(
+        &["cat", "--snapshot", "v1", "/datasets/imagenet/labels.txt"],
+        1,
+    );
+    // The live tree is the new one.
+    assert_eq!(env.ok(&["ls", "/datasets"]), "old\n");
+
+    let list = env.ok(&["snapshot", "list"]);
+    assert!(
+        list.starts_with("imagenet-") && list.contains("\nv1\t/datasets/imagenet\t"),
+        "{list}"
+    );
+    let events = env.ok(&["watch", "--from", "0", "--no-follow"]);
+    assert!(
+        events.contains("snapshot_created /datasets/imagenet snapshot=v1"),
+        "{events}"
+    );
+
+    // Retire both; GC deletes the blocks only the snapshots kept and
+    // the bucket holds exactly what the live tree references.
+    let default_name = list.split('\t').next().unwrap().to_string();
+    env.ok(&["snapshot", "retire", "v1"]);
+    env.ok(&["snapshot", "retire", &default_name]);
+    env.fails(&["snapshot", "retire", "v1"], 1);
+    env.fails(&["cat", "--snapshot", "v1", "/labels.txt"], 1);
+    assert!(env
+        .ok(&["watch", "--from", "0", "--no-follow"])
+        .contains("snapshot_retired /datasets/imagenet snapshot=v1"));
+    let gc = env.ok(&["gc", "--json"]);
+    let gc: serde_json::Value = serde_json::from_str(&gc).unwrap();
+    // v1 blocks 1 and 2 (block 0 is shared with v2) and the labels.
+    assert_eq!(gc["queued_blocks_deleted"].as_u64(), Some(3), "{gc}");
+    assert!(gc["history_pruned"].as_u64().unwrap() > 0, "{gc}");
+    let fsck: serde_json::Value = serde_json::from_str(&env.ok(&["fsck", "--json"])).unwrap();
+    assert_eq!(fsck["referenced_blocks"], fsck["stored_objects"], "{fsck}");
+    assert_eq!(
+        env.objects().len() as u64,
+        fsck["referenced_blocks"].as_u64().unwrap()
+    );
+    assert_eq!(env.ok(&["snapshot", "list", "--json"]).trim(), "[]");
 }
