@@ -17,6 +17,7 @@ mod readdir;
 mod reopen;
 mod report;
 mod server;
+mod snapshot;
 mod watch;
 
 use anyhow::Result;
@@ -58,6 +59,8 @@ enum Cmd {
     Server(server::ServerArgs),
     /// Typed watch over a server: delivery rate and publish-to-delivery latency.
     Watch(watch::WatchArgs),
+    /// Snapshot creation time vs tree size; write cost of a live snapshot.
+    Snapshot(snapshot::SnapshotArgs),
     /// Every workload with quick defaults (a few minutes on 2 cores).
     All(AllArgs),
     /// Internal: the builder child of `reopen`.
@@ -232,6 +235,7 @@ fn main() -> Result<()> {
         Cmd::Read(a) => single(&a.common, "read", |s| objects::read(a, s)),
         Cmd::Server(a) => single(&a.common, "server", |s| server::run(a, s)),
         Cmd::Watch(a) => single(&a.common, "watch", |s| watch::run(a, s)),
+        Cmd::Snapshot(a) => single(&a.common, "snapshot", |s| snapshot::run(a, s)),
         Cmd::All(a) => all(a),
         Cmd::ReopenChild(a) => reopen::child(a),
     }

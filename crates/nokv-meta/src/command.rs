@@ -21,7 +21,8 @@ use nokv_types::Result;
 use crate::alloc::Allocators;
 use crate::engine::Engine;
 use crate::keys;
-use crate::snapshot::{history, LiveSnapshots};
+use crate::snapshot::history::{self, PreservedKeys};
+use crate::snapshot::LiveSnapshots;
 
 /// A condition that must hold when a command commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,7 @@ pub(crate) struct Txn<'a> {
     now: i64,
     alloc: &'a mut Allocators,
     snapshots: &'a mut LiveSnapshots,
+    preserved: &'a mut PreservedKeys,
     gc_seq: u32,
     events: u64,
 }
@@ -97,6 +99,7 @@ impl<'a> Txn<'a> {
         now: i64,
         alloc: &'a mut Allocators,
         snapshots: &'a mut LiveSnapshots,
+        preserved: &'a mut PreservedKeys,
     ) -> Txn<'a> {
         Txn {
             engine,
@@ -107,6 +110,7 @@ impl<'a> Txn<'a> {
             now,
             alloc,
             snapshots,
+            preserved,
             gc_seq: 0,
             events: 0,
         }
@@ -218,6 +222,10 @@ impl<'a> Txn<'a> {
 
     pub(crate) fn snapshots_mut(&mut self) -> &mut LiveSnapshots {
         self.snapshots
+    }
+
+    pub(crate) fn preserved(&mut self) -> &mut PreservedKeys {
+        self.preserved
     }
 
     /// The first inode number no command before this one handed out.

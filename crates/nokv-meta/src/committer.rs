@@ -27,6 +27,7 @@ use crate::command::{MetadataCommand, Overlay, Txn};
 use crate::engine::Engine;
 use crate::keys;
 use crate::records::{decode_u64, encode_u64};
+use crate::snapshot::history::PreservedKeys;
 use crate::snapshot::LiveSnapshots;
 
 /// Commands taken into one group at most.
@@ -50,6 +51,7 @@ struct CommitState {
     version: u64,
     alloc: Allocators,
     snapshots: LiveSnapshots,
+    preserved: PreservedKeys,
 }
 
 pub(crate) struct Committer {
@@ -72,6 +74,7 @@ impl Committer {
                 version,
                 alloc,
                 snapshots,
+                preserved: PreservedKeys::default(),
             }),
         })
     }
@@ -220,6 +223,7 @@ impl Committer {
                 now,
                 &mut state.alloc,
                 &mut state.snapshots,
+                &mut state.preserved,
             );
             let ok = std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut txn))).unwrap_or(false);
             let (command, local) = txn.finish();
@@ -227,6 +231,7 @@ impl Committer {
                 // A refused command's create/retire never happened.
                 state.snapshots = snapshots_before;
             }
+            state.preserved.command_done(ok);
             if ok && !command.mutations.is_empty() {
                 state.version = version;
                 weight += command.weight();
@@ -261,6 +266,7 @@ impl Committer {
                 Ok((version, _)) => state.version = version,
                 Err(e) => tracing::error!("reloading commit state after a failed group: {e}"),
             }
+            state.preserved.reset();
             match LiveSnapshots::load(engine) {
                 Ok(live) => state.snapshots = live,
                 Err(e) => tracing::error!("reloading snapshots after a failed group: {e}"),

@@ -47,6 +47,56 @@ pub(crate) type KeyAt = (Vec<u8>, Option<Vec<u8>>);
 /// Versions must leave the top byte zero (see `keys::history_prefix`).
 const MAX_VERSION: u64 = (1 << 56) - 1;
 
+/// Keys known to have a history record above the newest snapshot, so
+/// their next changes skip the probe. Only a cache: entries added by a
+/// command that is then refused are taken back, a failed group clears
+/// it, and a new newest snapshot starts it afresh.
+#[derive(Debug, Default)]
+pub(crate) struct PreservedKeys {
+    newest: Option<u64>,
+    keys: std::collections::HashSet<Vec<u8>>,
+    added: Vec<Vec<u8>>,
+}
+
+/// Entries kept at most; beyond, the cache starts over.
+const PRESERVED_CACHE_MAX: usize = 1 << 20;
+
+impl PreservedKeys {
+    fn contains(&mut self, newest: u64, key: &[u8]) -> bool {
+        if self.newest != Some(newest) {
+            self.keys.clear();
+            self.newest = Some(newest);
+        }
+        self.keys.contains(key)
+    }
+
+    fn insert(&mut self, key: &[u8]) {
+        if self.keys.len() >= PRESERVED_CACHE_MAX {
+            self.keys.clear();
+        }
+        if self.keys.insert(key.to_vec()) {
+            self.added.push(key.to_vec());
+        }
+    }
+
+    /// The command that ran last committed (`ok`) or was refused.
+    pub fn command_done(&mut self, ok: bool) {
+        if ok {
+            self.added.clear();
+        } else {
+            for k in self.added.drain(..) {
+                self.keys.remove(&k);
+            }
+        }
+    }
+
+    /// The group failed: nothing it wrote is durable.
+    pub fn reset(&mut self) {
+        self.keys.clear();
+        self.added.clear();
+    }
+}
+
 /// Saves what a live snapshot needs before `key` changes in `txn`.
 pub(crate) fn preserve(txn: &mut Txn<'_>, key: &[u8], fresh: bool) -> Result<()> {
     let Some(newest) = txn.snapshots().newest() else {
@@ -56,16 +106,23 @@ pub(crate) fn preserve(txn: &mut Txn<'_>, key: &[u8], fresh: bool) -> Result<()>
     if version > MAX_VERSION {
         return Err(Error::Metadata("commit versions exhausted".into()));
     }
-    let prefix = keys::history_prefix(key);
-    if txn.any_after(&prefix, &keys::history(key, newest))? {
-        return Ok(()); // already saved since the newest snapshot
-    }
+    // A key that is absent and new (or a manifest, never read at a
+    // generation the snapshot did not see) needs nothing: checked first,
+    // it spares creates the history probe.
     let old = txn.get(key)?;
     if old.is_none() && (fresh || key.first() == Some(&b'M')) {
         return Ok(());
     }
-    let record = encode(&HistoryRecord { value: old })?;
-    txn.put_raw(keys::history(key, version), record);
+    if txn.preserved().contains(newest, key) {
+        return Ok(());
+    }
+    let prefix = keys::history_prefix(key);
+    if !txn.any_after(&prefix, &keys::history(key, newest))? {
+        let record = encode(&HistoryRecord { value: old })?;
+        txn.put_raw(keys::history(key, version), record);
+    }
+    // Saved now or before: later changes until the next snapshot skip.
+    txn.preserved().insert(key);
     Ok(())
 }
 
