@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::Txn;
 use crate::gcq::{GcEntry, GcId};
-use crate::namespace::create::Owner;
+use crate::namespace::create::{self, Owner};
 use crate::namespace::list::{DirEntryPlus, DirPage};
 use crate::namespace::rename::RenameMode;
 use crate::paths;
@@ -134,6 +134,71 @@ pub enum MetaOp {
         ids: Vec<GcId>,
     },
     Checkpoint,
+    // ---- inode-level ops (the FUSE mount works by inode, not path) ----
+    /// Attributes of `name` in directory `parent`.
+    Lookup {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    /// Attributes of inode `ino`.
+    GetAttr {
+        ino: u64,
+    },
+    MkdirAt {
+        parent: u64,
+        name: Vec<u8>,
+        owner: Owner,
+    },
+    CreateAt {
+        parent: u64,
+        name: Vec<u8>,
+        owner: Owner,
+        exclusive: bool,
+    },
+    SymlinkAt {
+        parent: u64,
+        name: Vec<u8>,
+        target: Vec<u8>,
+        owner: Owner,
+    },
+    /// Hard link: `new_parent/new_name` becomes another name of `ino`.
+    LinkAt {
+        ino: u64,
+        new_parent: u64,
+        new_name: Vec<u8>,
+    },
+    UnlinkAt {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    RmdirAt {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    RenameAt {
+        parent: u64,
+        name: Vec<u8>,
+        new_parent: u64,
+        new_name: Vec<u8>,
+        replace: bool,
+    },
+    /// chmod / chown / utimens / truncate to 0 of inode `ino`.
+    SetAttrIno {
+        ino: u64,
+        change: SetAttr,
+    },
+    ReadlinkIno {
+        ino: u64,
+    },
+    /// Publishes `body` as the new generation of existing file `ino`
+    /// (whatever names it has now: a file renamed while open is still
+    /// the one published).
+    PublishIno {
+        ino: u64,
+        body: Body,
+        upload: u64,
+        if_generation: Option<u64>,
+    },
 }
 
 /// The successful result of a [`MetaOp`].
@@ -176,6 +241,9 @@ impl MetaOp {
                 | MetaOp::Watch { .. }
                 | MetaOp::ListIno { .. }
                 | MetaOp::BodyIno { .. }
+                | MetaOp::Lookup { .. }
+                | MetaOp::GetAttr { .. }
+                | MetaOp::ReadlinkIno { .. }
         )
     }
 
@@ -209,6 +277,18 @@ impl MetaOp {
             MetaOp::TrimWatch { .. } => "trim_watch",
             MetaOp::GcDone { .. } => "gc_done",
             MetaOp::Checkpoint => "checkpoint",
+            MetaOp::Lookup { .. } => "lookup",
+            MetaOp::GetAttr { .. } => "getattr",
+            MetaOp::MkdirAt { .. } => "mkdir_at",
+            MetaOp::CreateAt { .. } => "create_at",
+            MetaOp::SymlinkAt { .. } => "symlink_at",
+            MetaOp::LinkAt { .. } => "link_at",
+            MetaOp::UnlinkAt { .. } => "unlink_at",
+            MetaOp::RmdirAt { .. } => "rmdir_at",
+            MetaOp::RenameAt { .. } => "rename_at",
+            MetaOp::SetAttrIno { .. } => "setattr_ino",
+            MetaOp::ReadlinkIno { .. } => "readlink_ino",
+            MetaOp::PublishIno { .. } => "publish_ino",
         }
     }
 }
@@ -321,6 +401,9 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
                 vol.manifest_blocks(after.as_deref(), limit.clamp(1, MAX_PAGE) as usize)?;
             MetaReply::Blocks { blocks, next }
         }
+        MetaOp::Lookup { parent, name } => MetaReply::Attr(vol.lookup(parent, &name)?),
+        MetaOp::GetAttr { ino } => MetaReply::Attr(vol.getattr(ino)?),
+        MetaOp::ReadlinkIno { ino } => MetaReply::Target(vol.readlink(ino)?),
         other => return Err(Error::Metadata(format!("{} is not a read", other.name()))),
     })
 }
@@ -403,6 +486,67 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             }
             MetaReply::Done
         }
+        MetaOp::MkdirAt {
+            parent,
+            name,
+            owner,
+        } => MetaReply::Attr(create::mkdir(txn, parent, &name, owner)?),
+        MetaOp::CreateAt {
+            parent,
+            name,
+            owner,
+            exclusive,
+        } => MetaReply::Attr(create::create(txn, parent, &name, owner, exclusive)?),
+        MetaOp::SymlinkAt {
+            parent,
+            name,
+            target,
+            owner,
+        } => MetaReply::Attr(create::symlink(txn, parent, &name, &target, owner)?),
+        MetaOp::LinkAt {
+            ino,
+            new_parent,
+            new_name,
+        } => MetaReply::Attr(create::link(txn, ino, new_parent, &new_name)?),
+        MetaOp::UnlinkAt { parent, name } => {
+            crate::namespace::remove::unlink(txn, parent, &name, bs)?;
+            MetaReply::Done
+        }
+        MetaOp::RmdirAt { parent, name } => {
+            crate::namespace::remove::rmdir(txn, parent, &name)?;
+            MetaReply::Done
+        }
+        MetaOp::RenameAt {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            replace,
+        } => {
+            let mode = if replace {
+                RenameMode::Replace
+            } else {
+                RenameMode::NoReplace
+            };
+            crate::namespace::rename::rename(txn, parent, &name, new_parent, &new_name, mode, bs)?;
+            MetaReply::Done
+        }
+        MetaOp::SetAttrIno { ino, change } => {
+            MetaReply::Attr(crate::namespace::attr::setattr(txn, ino, &change, bs)?)
+        }
+        MetaOp::PublishIno {
+            ino,
+            body,
+            upload,
+            if_generation,
+        } => MetaReply::Published(crate::publish::publish_ino(
+            txn,
+            ino,
+            body,
+            upload,
+            if_generation,
+            bs,
+        )?),
         other => return Err(Error::Metadata(format!("{} is not a change", other.name()))),
     })
 }
