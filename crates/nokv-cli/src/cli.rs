@@ -184,6 +184,10 @@ pub enum Command {
     },
     /// Serve the volume at --home to many clients (metadata server)
     Serve(ServeArgs),
+    /// Mount the volume (embedded, or --server) at MOUNTPOINT with FUSE;
+    /// runs in the foreground until unmounted (`fusermount3 -u`) or
+    /// SIGTERM/SIGINT, which publish every open file, then unmount
+    Mount(MountArgs),
 }
 
 #[derive(Debug, Args)]
@@ -260,4 +264,26 @@ pub struct PutArgs {
     /// Seconds an upload may stay unpublished before GC may collect it
     #[arg(long, env = "NOKV_STAGING_TTL", default_value_t = 3600, hide = true)]
     pub staging_ttl: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing, empty directory to mount on
+    pub mountpoint: PathBuf,
+    /// Mount read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Seconds the kernel caches attributes and names [default: 60
+    /// embedded (no other process can change the volume), 1 with --server]
+    #[arg(long)]
+    pub attr_ttl: Option<f64>,
+    /// Directory for write spools (one temp file per file open for writing)
+    #[arg(long, env = "NOKV_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Blocks fetched ahead of a sequential reader
+    #[arg(long, default_value_t = 16)]
+    pub readahead_blocks: usize,
+    /// Kernel request reader threads
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }
