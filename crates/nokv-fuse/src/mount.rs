@@ -218,7 +218,7 @@ where
             tracing::warn!("unmount: {e}; detaching lazily");
             detach(&mountpoint);
         }
-        if tokio::time::timeout(Duration::from_secs(10), &mut done_rx)
+        if tokio::time::timeout(Duration::from_secs(3), &mut done_rx)
             .await
             .is_err()
         {
