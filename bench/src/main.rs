@@ -10,6 +10,7 @@
 mod bigdir;
 mod common;
 mod footprint;
+mod fuse;
 mod mdtest;
 mod objects;
 mod posix;
@@ -58,6 +59,8 @@ enum Cmd {
     Server(server::ServerArgs),
     /// Typed watch over a server: delivery rate and publish-to-delivery latency.
     Watch(watch::WatchArgs),
+    /// FUSE mounts side by side: nokv (embedded, --server) vs bindfs, s3fs, ext4, raw GETs.
+    Fuse(fuse::FuseArgs),
     /// Every workload with quick defaults (a few minutes on 2 cores).
     All(AllArgs),
     /// Internal: the builder child of `reopen`.
@@ -232,6 +235,7 @@ fn main() -> Result<()> {
         Cmd::Read(a) => single(&a.common, "read", |s| objects::read(a, s)),
         Cmd::Server(a) => single(&a.common, "server", |s| server::run(a, s)),
         Cmd::Watch(a) => single(&a.common, "watch", |s| watch::run(a, s)),
+        Cmd::Fuse(a) => single(&a.common, "fuse", |s| fuse::run(a, s)),
         Cmd::All(a) => all(a),
         Cmd::ReopenChild(a) => reopen::child(a),
     }

@@ -27,7 +27,11 @@ use nokv_client::{Attr, Body, Client, Error, Result};
 const PUBLISH_FETCH_AHEAD: usize = 8;
 
 pub struct Spool {
-    file: File,
+    /// Created at the first write or truncate: opening a file to only
+    /// read it through a write handle, or creating an empty file, costs
+    /// no temp file.
+    file: Option<File>,
+    dir: std::path::PathBuf,
     size: u64,
     block_size: u64,
     base: Option<Body>,
@@ -45,12 +49,11 @@ impl Spool {
     /// starts it empty and dirty (O_TRUNC: the truncation publishes even
     /// if nothing is written).
     pub fn new(dir: &Path, block_size: u32, base: Option<Body>, truncate: bool) -> Result<Spool> {
-        let file = tempfile::tempfile_in(dir).map_err(io)?;
         let base = if truncate { None } else { base };
         let size = base.as_ref().map_or(0, |b| b.size);
-        file.set_len(size).map_err(io)?;
         Ok(Spool {
-            file,
+            file: None,
+            dir: dir.to_path_buf(),
             size,
             block_size: u64::from(block_size.max(1)),
             base_limit: size,
@@ -58,6 +61,18 @@ impl Spool {
             present: Vec::new(),
             dirty: truncate,
         })
+    }
+
+    /// The temp file, created (at the logical size) on first use.
+    fn file(&mut self) -> Result<&File> {
+        if self.file.is_none() {
+            let f = tempfile::tempfile_in(&self.dir).map_err(io)?;
+            f.set_len(self.size).map_err(io)?;
+            self.file = Some(f);
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| Error::Io("write spool: no temp file".into()))
     }
 
     pub fn size(&self) -> u64 {
@@ -104,10 +119,12 @@ impl Spool {
 
     fn pread(&self, start: u64, len: usize) -> Result<Bytes> {
         let mut buf = vec![0u8; len];
+        let Some(file) = &self.file else {
+            return Ok(Bytes::from(buf)); // never written: nothing present
+        };
         let mut done = 0;
         while done < len {
-            let n = self
-                .file
+            let n = file
                 .read_at(&mut buf[done..], start + done as u64)
                 .map_err(io)?;
             if n == 0 {
@@ -163,11 +180,11 @@ impl Spool {
             let covered = offset <= bstart && end >= base_end;
             if bstart < base_end && !covered {
                 let bytes = self.base_bytes(client, bstart, base_end).await?;
-                self.file.write_all_at(&bytes, bstart).map_err(io)?;
+                self.file()?.write_all_at(&bytes, bstart).map_err(io)?;
             }
             self.set_present(b, true);
         }
-        self.file.write_all_at(data, offset).map_err(io)?;
+        self.file()?.write_all_at(data, offset).map_err(io)?;
         self.size = self.size.max(end);
         self.dirty = true;
         Ok(())
@@ -181,7 +198,7 @@ impl Spool {
             let keep = size.div_ceil(self.block_size) as usize;
             self.present.truncate(keep);
         }
-        self.file.set_len(size).map_err(io)?;
+        self.file()?.set_len(size).map_err(io)?;
         self.size = size;
         self.dirty = true;
         Ok(())
