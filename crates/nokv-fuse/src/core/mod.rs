@@ -356,12 +356,10 @@ impl FsCore {
             None
         };
         let file = if intent.write {
-            let spool = Spool::new(
-                &self.opts.spool_dir,
-                self.block_size(),
-                body,
-                intent.truncate,
-            )?;
+            // Truncating an empty file changes nothing: no publish at close
+            // (a create with O_TRUNC is the common case).
+            let truncate = intent.truncate && attr.size > 0;
+            let spool = Spool::new(&self.opts.spool_dir, self.block_size(), body, truncate)?;
             let w = WriteFile {
                 ino: attr.ino,
                 append: intent.append,
