@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nokv_meta::{MetaOp, MetaReply, Owner, RenameMode};
 use nokv_object::read_range;
-use nokv_types::{Attr, Body, Result, SetAttr};
+use nokv_types::{Attr, BlockRef, Body, Result, SetAttr};
 use tokio::io::AsyncRead;
 
 use crate::client::{expect_reply, Client};
@@ -164,26 +164,12 @@ impl Client {
         read_range(self.store(), body, offset, len).await
     }
 
-    /// Starts fetching blocks `first..first+count` of `body` into the
-    /// block cache in the background (readahead); returns at once. A
-    /// later read of those blocks waits on the fetch instead of issuing
-    /// its own GET.
-    pub fn prefetch(&self, body: &Body, first: usize, count: usize) {
-        let blocks: Vec<_> = body
-            .blocks
-            .iter()
-            .skip(first)
-            .take(count)
-            .copied()
-            .collect();
-        for block in blocks {
-            let store = self.store().clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.get_block(&block).await {
-                    tracing::debug!("readahead of block {}/{}: {e}", block.upload, block.index);
-                }
-            });
-        }
+    /// One whole verified block, through the block cache. Owned, so a
+    /// caller can spawn it (a readahead keeps the bytes it fetched
+    /// itself: the cache may evict a block before it is read).
+    pub fn fetch_block(&self, block: BlockRef) -> impl std::future::Future<Output = Result<Bytes>> {
+        let store = self.store().clone();
+        async move { store.get_block(&block).await }
     }
 
     /// Publishes the bytes of `reader` as the next generation of the

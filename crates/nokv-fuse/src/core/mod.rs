@@ -63,9 +63,16 @@ pub struct OpenIntent {
     pub truncate: bool,
 }
 
+/// A block being fetched (or fetched) for a read handle.
+type Pending = futures::future::Shared<futures::future::BoxFuture<'static, Result<Bytes>>>;
+
 struct ReadFile {
     body: Option<Body>,
     readahead: Mutex<Readahead>,
+    /// Blocks fetched ahead of a sequential reader, by index; dropped
+    /// once the reader is past them. Held here, not only in the block
+    /// cache, which may evict them before they are read.
+    ahead: Mutex<std::collections::BTreeMap<usize, Pending>>,
 }
 
 struct WriteFile {
@@ -374,6 +381,7 @@ impl FsCore {
             OpenFile::Read(ReadFile {
                 body,
                 readahead: Mutex::new(Readahead::new(self.opts.readahead_blocks)),
+                ahead: Mutex::new(std::collections::BTreeMap::new()),
             })
         };
         let fh = self.fh();
@@ -397,21 +405,75 @@ impl FsCore {
                 let Some(body) = &r.body else {
                     return Ok(Bytes::new());
                 };
-                let bs = u64::from(body.block_size.max(1));
-                let ahead =
-                    r.readahead
-                        .lock()
-                        .on_read(offset, u64::from(size), bs, body.blocks.len());
-                if let Some((first, count)) = ahead {
-                    self.client.prefetch(body, first, count);
-                }
-                self.client.read_body(body, offset, u64::from(size)).await
+                self.read_pinned(r, body, offset, size).await
             }
             OpenFile::Write(w) => {
                 let spool = w.spool.lock().await;
                 spool.read(&self.client, offset, u64::from(size)).await
             }
         }
+    }
+
+    /// A read of the generation a read handle pinned: blocks a readahead
+    /// fetched come from the handle, others through the block cache.
+    async fn read_pinned(
+        &self,
+        r: &ReadFile,
+        body: &Body,
+        offset: u64,
+        size: u32,
+    ) -> Result<Bytes> {
+        use futures::FutureExt;
+        let end = offset.saturating_add(u64::from(size)).min(body.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let bs = u64::from(body.block_size.max(1));
+        let first = (offset / bs) as usize;
+        let last = ((end - 1) / bs) as usize;
+        let ahead = r
+            .readahead
+            .lock()
+            .on_read(offset, u64::from(size), bs, body.blocks.len());
+        let wanted: Vec<(usize, Option<Pending>)> = {
+            let mut map = r.ahead.lock();
+            if let Some((from, count)) = ahead {
+                for i in from..from + count {
+                    if let Some(block) = body.blocks.get(i).copied() {
+                        let task = tokio::spawn(self.client.fetch_block(block));
+                        let fut = async move {
+                            task.await
+                                .map_err(|e| Error::Io(format!("readahead task: {e}")))?
+                        }
+                        .boxed()
+                        .shared();
+                        map.insert(i, fut);
+                    }
+                }
+            }
+            // Blocks behind the reader are done with.
+            let keep = map.split_off(&first);
+            *map = keep;
+            (first..=last).map(|i| (i, map.get(&i).cloned())).collect()
+        };
+        let mut out = bytes::BytesMut::new();
+        for (i, pending) in wanted {
+            let Some(block) = body.blocks.get(i).copied() else {
+                break;
+            };
+            let bytes = match pending {
+                Some(p) => p.await?,
+                None => self.client.fetch_block(block).await?,
+            };
+            let start = body.block_offset(i);
+            let lo = offset.saturating_sub(start).min(bytes.len() as u64) as usize;
+            let hi = (end - start).min(bytes.len() as u64) as usize;
+            if first == last {
+                return Ok(bytes.slice(lo..hi));
+            }
+            out.extend_from_slice(&bytes[lo..hi]);
+        }
+        Ok(out.freeze())
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
