@@ -424,6 +424,11 @@ impl Filesystem for NokvFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        if self.core.is_clean(fh.0) {
+            // Nothing to publish: answer on this thread.
+            reply.ok();
+            return;
+        }
         let ctx = self.ctx();
         self.spawn(async move {
             let r = ctx.core.flush(fh.0).await;
@@ -441,6 +446,10 @@ impl Filesystem for NokvFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if self.core.release_if_clean(fh.0) {
+            reply.ok();
+            return;
+        }
         let ctx = self.ctx();
         self.spawn(async move {
             let r = ctx.core.release(fh.0).await;

@@ -491,6 +491,30 @@ impl FsCore {
             .map_err(|_| Error::InvalidArgument("write larger than 4 GiB".into()))
     }
 
+    /// True when closing `fh` has nothing to publish (a read handle, or a
+    /// write handle with no unpublished writes), so the adapter can
+    /// answer flush without a trip through the runtime.
+    pub fn is_clean(&self, fh: u64) -> bool {
+        match self.files.lock().get(&fh).map(|f| &**f) {
+            Some(OpenFile::Write(w)) => !w.dirty.load(Ordering::Acquire),
+            _ => true,
+        }
+    }
+
+    /// Closes `fh` at once if it has nothing to publish; false (and
+    /// nothing done) otherwise.
+    pub fn release_if_clean(&self, fh: u64) -> bool {
+        let mut files = self.files.lock();
+        let clean = match files.get(&fh).map(|f| &**f) {
+            Some(OpenFile::Write(w)) => !w.dirty.load(Ordering::Acquire),
+            _ => true,
+        };
+        if clean {
+            files.remove(&fh);
+        }
+        clean
+    }
+
     /// Publishes the handle's unpublished writes (flush, fsync).
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let file = self.file(fh)?;
