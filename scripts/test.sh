@@ -37,6 +37,22 @@ if ! command -v python3 >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq python3
 fi
 
+# FUSE mount tests (crates/nokv-cli/tests/fuse.rs) need fusermount3
+# and the tools they drive; they run whenever /dev/fuse exists.
+need_pkgs=()
+command -v fusermount3 >/dev/null 2>&1 || need_pkgs+=(fuse3)
+command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+    step "installing ${need_pkgs[*]} (for the FUSE mount tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+fi
+if [ ! -e /dev/fuse ]; then
+    echo
+    echo "!!!!!!!! SKIPPED: fuse (/dev/fuse does not exist: the FUSE mount tests will not mount anything) !!!!!!!!"
+    echo
+fi
+
 step "cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 

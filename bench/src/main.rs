@@ -10,6 +10,7 @@
 mod bigdir;
 mod common;
 mod footprint;
+mod fuse;
 mod mdtest;
 mod objects;
 mod posix;
@@ -61,6 +62,8 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Snapshot creation time vs tree size; write cost of a live snapshot.
     Snapshot(snapshot::SnapshotArgs),
+    /// FUSE mounts side by side: nokv (embedded, --server) vs bindfs, s3fs, ext4, raw GETs.
+    Fuse(fuse::FuseArgs),
     /// Every workload with quick defaults (a few minutes on 2 cores).
     All(AllArgs),
     /// Internal: the builder child of `reopen`.
@@ -236,6 +239,7 @@ fn main() -> Result<()> {
         Cmd::Server(a) => single(&a.common, "server", |s| server::run(a, s)),
         Cmd::Watch(a) => single(&a.common, "watch", |s| watch::run(a, s)),
         Cmd::Snapshot(a) => single(&a.common, "snapshot", |s| snapshot::run(a, s)),
+        Cmd::Fuse(a) => single(&a.common, "fuse", |s| fuse::run(a, s)),
         Cmd::All(a) => all(a),
         Cmd::ReopenChild(a) => reopen::child(a),
     }

@@ -204,6 +204,10 @@ pub enum Command {
     /// Pin a path at the current version (create), list or retire snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Mount the volume (embedded, or --server) at MOUNTPOINT with FUSE;
+    /// runs in the foreground until unmounted (`fusermount3 -u`) or
+    /// SIGTERM/SIGINT, which publish every open file, then unmount
+    Mount(MountArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,7 +216,7 @@ pub enum SnapshotCommand {
     /// Read it with `--snapshot NAME` on ls, stat, cat, get and mount.
     Create {
         path: String,
-        /// Name of the snapshot [default: <last path component>-<commit version>]
+        /// Name of the snapshot [default: <last path component>-<UTC time>]
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
@@ -301,4 +305,26 @@ pub struct PutArgs {
     /// Seconds an upload may stay unpublished before GC may collect it
     #[arg(long, env = "NOKV_STAGING_TTL", default_value_t = 3600, hide = true)]
     pub staging_ttl: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing, empty directory to mount on
+    pub mountpoint: PathBuf,
+    /// Mount read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Seconds the kernel caches attributes and names [default: 60
+    /// embedded (no other process can change the volume), 1 with --server]
+    #[arg(long)]
+    pub attr_ttl: Option<f64>,
+    /// Directory for write spools (one temp file per file open for writing)
+    #[arg(long, env = "NOKV_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Blocks fetched ahead of a sequential reader
+    #[arg(long, default_value_t = 16)]
+    pub readahead_blocks: usize,
+    /// Kernel request reader threads
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }

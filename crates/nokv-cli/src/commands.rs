@@ -85,6 +85,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(args) => init(global, args).await,
         Command::Serve(args) => crate::serve::serve(global, args, home_dir(global)?).await,
+        Command::Mount(args) => crate::mount::mount(global, args).await,
         Command::Put(args) => put(global, args).await,
         Command::Cat {
             snapshot,

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod mount;
 mod output;
 mod progress;
 mod serve;
@@ -16,7 +17,7 @@ fn main() {
     let cli = cli::Cli::parse();
     // The server logs what it does; one-shot commands only warnings.
     let default_level = match cli.command {
-        cli::Command::Serve(_) => "info",
+        cli::Command::Serve(_) | cli::Command::Mount(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()

@@ -38,6 +38,7 @@ mod blocking;
 mod client;
 mod fsck;
 mod gc;
+mod inode;
 mod meta;
 mod put;
 mod put_tree;

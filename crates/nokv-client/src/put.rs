@@ -48,6 +48,8 @@ pub struct PutOutcome {
     pub uploaded_blocks: usize,
     pub uploaded_bytes: u64,
     pub reused_blocks: usize,
+    /// The manifest this put published (the new generation).
+    pub body: Body,
 }
 
 /// Deletes the blocks of an upload that will never be published, then
@@ -100,24 +102,59 @@ impl Client {
             }
         }
 
+        let owner = self.owner(opts.mode.unwrap_or(0o644));
+        let previous_body = previous.as_ref().map(|(_, b)| b);
+        let publish = |body: Body, upload: u64| MetaOp::Publish {
+            path: path.to_string(),
+            body,
+            upload,
+            if_generation: opts.if_generation,
+            owner,
+        };
+        self.upload_and_publish(
+            reader,
+            previous_body,
+            opts.if_generation,
+            opts.progress.clone(),
+            publish,
+        )
+        .await
+    }
+
+    /// The publish protocol shared by every writer (paths and inodes):
+    /// stage an upload, stream `reader` into blocks (reusing blocks of
+    /// `previous` that did not change), then run the op `publish(body,
+    /// upload)` builds. Without a generation guard a publish that lost
+    /// its reused blocks to a concurrent writer copies them and
+    /// publishes again (last writer wins). A failed upload or publish
+    /// discards its own blocks and staging record.
+    pub(crate) async fn upload_and_publish<R>(
+        &self,
+        reader: R,
+        previous: Option<&Body>,
+        if_generation: Option<u64>,
+        progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+        publish: impl Fn(Body, u64) -> MetaOp,
+    ) -> Result<PutOutcome>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
         let deadline = nokv_types::now_nanos()
             .saturating_add(self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64);
         let reply = self.call(MetaOp::BeginUpload { deadline }).await?;
         let upload = expect_reply!(reply, "begin_upload", MetaReply::Upload(u) => u)?;
 
-        let progress = opts.progress.clone();
         let report = move |n: u64| {
             if let Some(p) = &progress {
                 p(n)
             }
         };
-        let previous_body = previous.as_ref().map(|(_, b)| b);
         let uploaded = match upload_body(
             self.store(),
             reader,
             self.inner.block_size,
             upload,
-            previous_body,
+            previous,
             &report,
         )
         .await
@@ -129,21 +166,13 @@ impl Client {
             }
         };
 
-        let owner = self.owner(opts.mode.unwrap_or(0o644));
-        let publish = |body: Body| MetaOp::Publish {
-            path: path.to_string(),
-            body,
-            upload,
-            if_generation: opts.if_generation,
-            owner,
-        };
         let mut body = uploaded.body.clone();
         let mut uploaded_blocks = uploaded.uploaded_keys.len();
         let mut uploaded_bytes = uploaded.uploaded_bytes;
         let mut reused_blocks = uploaded.reused_blocks;
-        let mut result = self.call(publish(body.clone())).await;
+        let mut result = self.call(publish(body.clone(), upload)).await;
         if let Err(Error::GenerationMismatch { .. }) = &result {
-            if opts.if_generation.is_none() && reused_blocks > 0 {
+            if if_generation.is_none() && reused_blocks > 0 {
                 // Another writer replaced the generation whose blocks this
                 // put reused (they may be on the GC queue now). Without a
                 // generation guard the put should still win: copy the
@@ -153,7 +182,7 @@ impl Client {
                         uploaded_blocks += n;
                         uploaded_bytes += bytes;
                         reused_blocks = 0;
-                        result = self.call(publish(body.clone())).await;
+                        result = self.call(publish(body.clone(), upload)).await;
                     }
                     Err(e) => result = Err(e),
                 }
@@ -166,6 +195,7 @@ impl Client {
                 uploaded_blocks,
                 uploaded_bytes,
                 reused_blocks,
+                body,
             }),
             Ok(other) => Err(nokv_meta::unexpected("publish", &other)),
             Err(e) => {

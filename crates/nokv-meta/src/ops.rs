@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::Txn;
 use crate::gcq::{GcEntry, GcId};
-use crate::namespace::create::Owner;
+use crate::namespace::create::{self, Owner};
 use crate::namespace::list::{DirEntryPlus, DirPage};
 use crate::namespace::rename::RenameMode;
 use crate::paths;
@@ -155,6 +155,71 @@ pub enum MetaOp {
         after: Option<Vec<u8>>,
         limit: u32,
     },
+    // ---- inode-level ops (the FUSE mount works by inode, not path) ----
+    /// Attributes of `name` in directory `parent`.
+    Lookup {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    /// Attributes of inode `ino`.
+    GetAttr {
+        ino: u64,
+    },
+    MkdirAt {
+        parent: u64,
+        name: Vec<u8>,
+        owner: Owner,
+    },
+    CreateAt {
+        parent: u64,
+        name: Vec<u8>,
+        owner: Owner,
+        exclusive: bool,
+    },
+    SymlinkAt {
+        parent: u64,
+        name: Vec<u8>,
+        target: Vec<u8>,
+        owner: Owner,
+    },
+    /// Hard link: `new_parent/new_name` becomes another name of `ino`.
+    LinkAt {
+        ino: u64,
+        new_parent: u64,
+        new_name: Vec<u8>,
+    },
+    UnlinkAt {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    RmdirAt {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    RenameAt {
+        parent: u64,
+        name: Vec<u8>,
+        new_parent: u64,
+        new_name: Vec<u8>,
+        replace: bool,
+    },
+    /// chmod / chown / utimens / truncate to 0 of inode `ino`.
+    SetAttrIno {
+        ino: u64,
+        change: SetAttr,
+    },
+    ReadlinkIno {
+        ino: u64,
+    },
+    /// Publishes `body` as the new generation of existing file `ino`
+    /// (whatever names it has now: a file renamed while open is still
+    /// the one published).
+    PublishIno {
+        ino: u64,
+        body: Body,
+        upload: u64,
+        if_generation: Option<u64>,
+    },
 }
 
 /// The successful result of a [`MetaOp`].
@@ -206,6 +271,9 @@ impl MetaOp {
                 | MetaOp::BodyIno { .. }
                 | MetaOp::SnapshotList
                 | MetaOp::AtSnapshot { .. }
+                | MetaOp::Lookup { .. }
+                | MetaOp::GetAttr { .. }
+                | MetaOp::ReadlinkIno { .. }
         )
     }
 
@@ -244,6 +312,18 @@ impl MetaOp {
             MetaOp::SnapshotList => "snapshot_list",
             MetaOp::AtSnapshot { .. } => "at_snapshot",
             MetaOp::PruneHistory { .. } => "prune_history",
+            MetaOp::Lookup { .. } => "lookup",
+            MetaOp::GetAttr { .. } => "getattr",
+            MetaOp::MkdirAt { .. } => "mkdir_at",
+            MetaOp::CreateAt { .. } => "create_at",
+            MetaOp::SymlinkAt { .. } => "symlink_at",
+            MetaOp::LinkAt { .. } => "link_at",
+            MetaOp::UnlinkAt { .. } => "unlink_at",
+            MetaOp::RmdirAt { .. } => "rmdir_at",
+            MetaOp::RenameAt { .. } => "rename_at",
+            MetaOp::SetAttrIno { .. } => "setattr_ino",
+            MetaOp::ReadlinkIno { .. } => "readlink_ino",
+            MetaOp::PublishIno { .. } => "publish_ino",
         }
     }
 }
@@ -358,6 +438,9 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
         }
         MetaOp::SnapshotList => MetaReply::Snapshots(vol.snapshots()),
         MetaOp::AtSnapshot { snapshot, op } => read_at(vol, &snapshot, *op)?,
+        MetaOp::Lookup { parent, name } => MetaReply::Attr(vol.lookup(parent, &name)?),
+        MetaOp::GetAttr { ino } => MetaReply::Attr(vol.getattr(ino)?),
+        MetaOp::ReadlinkIno { ino } => MetaReply::Target(vol.readlink(ino)?),
         other => return Err(Error::Metadata(format!("{} is not a read", other.name()))),
     })
 }
@@ -499,6 +582,67 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             )?;
             MetaReply::Pruned { deleted, next }
         }
+        MetaOp::MkdirAt {
+            parent,
+            name,
+            owner,
+        } => MetaReply::Attr(create::mkdir(txn, parent, &name, owner)?),
+        MetaOp::CreateAt {
+            parent,
+            name,
+            owner,
+            exclusive,
+        } => MetaReply::Attr(create::create(txn, parent, &name, owner, exclusive)?),
+        MetaOp::SymlinkAt {
+            parent,
+            name,
+            target,
+            owner,
+        } => MetaReply::Attr(create::symlink(txn, parent, &name, &target, owner)?),
+        MetaOp::LinkAt {
+            ino,
+            new_parent,
+            new_name,
+        } => MetaReply::Attr(create::link(txn, ino, new_parent, &new_name)?),
+        MetaOp::UnlinkAt { parent, name } => {
+            crate::namespace::remove::unlink(txn, parent, &name, bs)?;
+            MetaReply::Done
+        }
+        MetaOp::RmdirAt { parent, name } => {
+            crate::namespace::remove::rmdir(txn, parent, &name)?;
+            MetaReply::Done
+        }
+        MetaOp::RenameAt {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            replace,
+        } => {
+            let mode = if replace {
+                RenameMode::Replace
+            } else {
+                RenameMode::NoReplace
+            };
+            crate::namespace::rename::rename(txn, parent, &name, new_parent, &new_name, mode, bs)?;
+            MetaReply::Done
+        }
+        MetaOp::SetAttrIno { ino, change } => {
+            MetaReply::Attr(crate::namespace::attr::setattr(txn, ino, &change, bs)?)
+        }
+        MetaOp::PublishIno {
+            ino,
+            body,
+            upload,
+            if_generation,
+        } => MetaReply::Published(crate::publish::publish_ino(
+            txn,
+            ino,
+            body,
+            upload,
+            if_generation,
+            bs,
+        )?),
         other => return Err(Error::Metadata(format!("{} is not a change", other.name()))),
     })
 }

@@ -76,33 +76,44 @@ pub(crate) fn finish_upload(txn: &mut Txn<'_>, upload: u64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn publish(
-    txn: &mut Txn<'_>,
-    req: PublishRequest,
-    block_size: u32,
-) -> Result<PublishOutcome> {
-    validate_name(&req.name)?;
-    req.body.check()?;
-    if req.body.block_size == 0 || req.body.block_size > MAX_BLOCK_SIZE {
+fn check_body(body: &Body) -> Result<()> {
+    body.check()?;
+    if body.block_size == 0 || body.block_size > MAX_BLOCK_SIZE {
         return Err(Error::InvalidArgument(format!(
             "block size {} is out of range",
-            req.body.block_size
+            body.block_size
         )));
     }
-    require_dir(txn, req.parent)?;
-    let staging_key = keys::staging(req.upload);
+    Ok(())
+}
+
+/// Consumes the staging record of `upload` (a publish needs it: GC drops
+/// it before deleting an expired upload's blocks).
+fn take_staging(txn: &mut Txn<'_>, upload: u64) -> Result<()> {
+    let staging_key = keys::staging(upload);
     match txn.get(&staging_key)? {
         Some(bytes) => {
             decode::<StagingRecord>("staging", &bytes)?;
         }
         None => {
             return Err(Error::InvalidArgument(format!(
-                "upload {} is not staged (it expired, was aborted, or was already published)",
-                req.upload
+                "upload {upload} is not staged (it expired, was aborted, or was already published)"
             )))
         }
     }
     txn.delete(staging_key)?;
+    Ok(())
+}
+
+pub(crate) fn publish(
+    txn: &mut Txn<'_>,
+    req: PublishRequest,
+    block_size: u32,
+) -> Result<PublishOutcome> {
+    validate_name(&req.name)?;
+    check_body(&req.body)?;
+    require_dir(txn, req.parent)?;
+    take_staging(txn, req.upload)?;
 
     let name = req.name.as_slice();
     let existing = match load_entry(txn, req.parent, name)? {
@@ -208,4 +219,79 @@ pub(crate) fn publish(
             })
         }
     }
+}
+
+/// Publishes `body` as the next generation of the existing file `ino`,
+/// wherever it is named now (the FUSE mount publishes open files by
+/// inode: a file renamed or hard-linked while open is still the one
+/// written). Same rules as [`publish`]: staging record required, reused
+/// blocks must belong to the generation being replaced.
+pub(crate) fn publish_ino(
+    txn: &mut Txn<'_>,
+    ino: u64,
+    body: Body,
+    upload: u64,
+    if_generation: Option<u64>,
+    block_size: u32,
+) -> Result<PublishOutcome> {
+    check_body(&body)?;
+    take_staging(txn, upload)?;
+    let (mut data, loc) = crate::namespace::require_inode(txn, ino)?;
+    match data.kind {
+        FileKind::File => {}
+        FileKind::Dir => return Err(Error::IsADirectory(format!("inode {ino}"))),
+        FileKind::Symlink => {
+            return Err(Error::InvalidArgument(format!(
+                "inode {ino} is a symbolic link"
+            )))
+        }
+    }
+    if let Some(expected) = if_generation {
+        if expected != data.generation {
+            return Err(Error::GenerationMismatch {
+                path: format!("inode {ino}"),
+                expected,
+                actual: data.generation,
+            });
+        }
+    }
+    let new_keys: HashSet<(u64, u32)> = body.blocks.iter().map(|b| (b.upload, b.index)).collect();
+    let foreign: Vec<(u64, u32)> = body
+        .blocks
+        .iter()
+        .filter(|b| b.upload != upload)
+        .map(|b| (b.upload, b.index))
+        .collect();
+    let old_body = read_body(txn, ino, &data, block_size)?;
+    let old_keys: HashSet<(u64, u32)> = old_body
+        .blocks
+        .iter()
+        .map(|b| (b.upload, b.index))
+        .collect();
+    if let Some(stale) = foreign.iter().find(|k| !old_keys.contains(k)) {
+        return Err(Error::GenerationMismatch {
+            path: format!(
+                "inode {ino} (reused block {}/{} is not in the current generation)",
+                stale.0, stale.1
+            ),
+            expected: if_generation.unwrap_or(data.generation),
+            actual: data.generation,
+        });
+    }
+    let replaced = release_body(txn, ino, &data, &new_keys, block_size)?;
+    let now = txn.now();
+    data.generation += 1;
+    data.size = body.size;
+    data.body = Some(summary_of(&body));
+    data.mtime = now;
+    data.ctime = now;
+    write_manifest(txn, ino, data.generation, &body)?;
+    store_inode(txn, ino, &loc, &data)?;
+    let path = watch::inode_path(txn, ino, &loc)?;
+    txn.emit(watch::event(EventKind::Replaced, path, None, ino, &data))?;
+    Ok(PublishOutcome {
+        attr: data.to_attr(ino),
+        replaced: replaced.or(Some(old_body)),
+        reused_blocks: foreign.len(),
+    })
 }

@@ -170,3 +170,18 @@ pub(crate) fn trim(
     }
     Ok(n)
 }
+
+/// The path an event about inode `ino` names: its entry's path when its
+/// attributes live inline in one entry; "" for a hard-linked inode (it
+/// has no single path), "/" for the root.
+pub(crate) fn inode_path(
+    src: &dyn Source,
+    ino: u64,
+    loc: &crate::namespace::Loc,
+) -> Result<String> {
+    Ok(match loc {
+        crate::namespace::Loc::Entry { parent, name } => child_path(src, *parent, name)?,
+        crate::namespace::Loc::Own if ino == ROOT_INO => "/".to_string(),
+        crate::namespace::Loc::Own => String::new(),
+    })
+}

@@ -104,6 +104,79 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
         MetaOp::PruneHistory { after, limit } => {
             P::PruneHistory(pb::PruneHistoryOp { after, limit })
         }
+        MetaOp::Lookup { parent, name } => P::Lookup(pb::LookupOp { parent, name }),
+        MetaOp::GetAttr { ino } => P::GetAttr(pb::GetAttrOp { ino }),
+        MetaOp::MkdirAt {
+            parent,
+            name,
+            owner,
+        } => P::MkdirAt(pb::MkdirAtOp {
+            parent,
+            name,
+            owner: Some(owner_to(owner)),
+        }),
+        MetaOp::CreateAt {
+            parent,
+            name,
+            owner,
+            exclusive,
+        } => P::CreateAt(pb::CreateAtOp {
+            parent,
+            name,
+            owner: Some(owner_to(owner)),
+            exclusive,
+        }),
+        MetaOp::SymlinkAt {
+            parent,
+            name,
+            target,
+            owner,
+        } => P::SymlinkAt(pb::SymlinkAtOp {
+            parent,
+            name,
+            target,
+            owner: Some(owner_to(owner)),
+        }),
+        MetaOp::LinkAt {
+            ino,
+            new_parent,
+            new_name,
+        } => P::LinkAt(pb::LinkAtOp {
+            ino,
+            new_parent,
+            new_name,
+        }),
+        MetaOp::UnlinkAt { parent, name } => P::UnlinkAt(pb::UnlinkAtOp { parent, name }),
+        MetaOp::RmdirAt { parent, name } => P::RmdirAt(pb::RmdirAtOp { parent, name }),
+        MetaOp::RenameAt {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            replace,
+        } => P::RenameAt(pb::RenameAtOp {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            replace,
+        }),
+        MetaOp::SetAttrIno { ino, change } => P::SetAttrIno(pb::SetAttrInoOp {
+            ino,
+            change: Some(setattr_to(change)),
+        }),
+        MetaOp::ReadlinkIno { ino } => P::ReadlinkIno(pb::ReadlinkInoOp { ino }),
+        MetaOp::PublishIno {
+            ino,
+            body,
+            upload,
+            if_generation,
+        } => P::PublishIno(pb::PublishInoOp {
+            ino,
+            body: Some(body_to(body)),
+            upload,
+            if_generation,
+        }),
     };
     pb::Op { op: Some(op) }
 }
@@ -222,6 +295,59 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
         P::PruneHistory(o) => MetaOp::PruneHistory {
             after: o.after,
             limit: o.limit,
+        },
+        P::Lookup(o) => MetaOp::Lookup {
+            parent: o.parent,
+            name: o.name,
+        },
+        P::GetAttr(o) => MetaOp::GetAttr { ino: o.ino },
+        P::MkdirAt(o) => MetaOp::MkdirAt {
+            parent: o.parent,
+            name: o.name,
+            owner: owner_from(o.owner)?,
+        },
+        P::CreateAt(o) => MetaOp::CreateAt {
+            parent: o.parent,
+            name: o.name,
+            owner: owner_from(o.owner)?,
+            exclusive: o.exclusive,
+        },
+        P::SymlinkAt(o) => MetaOp::SymlinkAt {
+            parent: o.parent,
+            name: o.name,
+            target: o.target,
+            owner: owner_from(o.owner)?,
+        },
+        P::LinkAt(o) => MetaOp::LinkAt {
+            ino: o.ino,
+            new_parent: o.new_parent,
+            new_name: o.new_name,
+        },
+        P::UnlinkAt(o) => MetaOp::UnlinkAt {
+            parent: o.parent,
+            name: o.name,
+        },
+        P::RmdirAt(o) => MetaOp::RmdirAt {
+            parent: o.parent,
+            name: o.name,
+        },
+        P::RenameAt(o) => MetaOp::RenameAt {
+            parent: o.parent,
+            name: o.name,
+            new_parent: o.new_parent,
+            new_name: o.new_name,
+            replace: o.replace,
+        },
+        P::SetAttrIno(o) => MetaOp::SetAttrIno {
+            ino: o.ino,
+            change: setattr_from(o.change)?,
+        },
+        P::ReadlinkIno(o) => MetaOp::ReadlinkIno { ino: o.ino },
+        P::PublishIno(o) => MetaOp::PublishIno {
+            ino: o.ino,
+            body: body_from(o.body)?,
+            upload: o.upload,
+            if_generation: o.if_generation,
         },
     })
 }

@@ -277,7 +277,92 @@ fn reply() -> impl Strategy<Value = MetaReply> {
     ]
 }
 
+fn name() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..8)
+}
+
+/// The inode-level ops of the FUSE mount.
+fn inode_op() -> impl Strategy<Value = MetaOp> {
+    prop_oneof![
+        (any::<u64>(), name()).prop_map(|(parent, name)| MetaOp::Lookup { parent, name }),
+        any::<u64>().prop_map(|ino| MetaOp::GetAttr { ino }),
+        (any::<u64>(), name(), owner()).prop_map(|(parent, name, owner)| MetaOp::MkdirAt {
+            parent,
+            name,
+            owner
+        }),
+        (any::<u64>(), name(), owner(), any::<bool>()).prop_map(
+            |(parent, name, owner, exclusive)| MetaOp::CreateAt {
+                parent,
+                name,
+                owner,
+                exclusive
+            }
+        ),
+        (any::<u64>(), name(), any::<Vec<u8>>(), owner()).prop_map(
+            |(parent, name, target, owner)| MetaOp::SymlinkAt {
+                parent,
+                name,
+                target,
+                owner
+            }
+        ),
+        (any::<u64>(), any::<u64>(), name()).prop_map(|(ino, new_parent, new_name)| {
+            MetaOp::LinkAt {
+                ino,
+                new_parent,
+                new_name,
+            }
+        }),
+        (any::<u64>(), name()).prop_map(|(parent, name)| MetaOp::UnlinkAt { parent, name }),
+        (any::<u64>(), name()).prop_map(|(parent, name)| MetaOp::RmdirAt { parent, name }),
+        (any::<u64>(), name(), any::<u64>(), name(), any::<bool>()).prop_map(
+            |(parent, name, new_parent, new_name, replace)| MetaOp::RenameAt {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                replace
+            }
+        ),
+        (
+            any::<u64>(),
+            any::<(Option<u32>, Option<u32>, Option<u32>)>(),
+            any::<(Option<u64>, Option<i64>, Option<i64>)>()
+        )
+            .prop_map(|(ino, (mode, uid, gid), (size, atime, mtime))| {
+                MetaOp::SetAttrIno {
+                    ino,
+                    change: SetAttr {
+                        mode,
+                        uid,
+                        gid,
+                        size,
+                        atime,
+                        mtime,
+                    },
+                }
+            }),
+        any::<u64>().prop_map(|ino| MetaOp::ReadlinkIno { ino }),
+        (any::<u64>(), body(), any::<u64>(), any::<Option<u64>>()).prop_map(
+            |(ino, body, upload, if_generation)| MetaOp::PublishIno {
+                ino,
+                body,
+                upload,
+                if_generation
+            }
+        ),
+    ]
+}
+
 proptest! {
+    #[test]
+    fn inode_ops_round_trip(op in inode_op()) {
+        let bytes = encode_op(op.clone()).encode_to_vec();
+        let back = decode_op(pb::Op::decode(bytes.as_slice()).unwrap()).unwrap();
+        prop_assert_eq!(back, op);
+    }
+
     #[test]
     fn ops_round_trip(op in op()) {
         let bytes = encode_op(op.clone()).encode_to_vec();

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use nokv_types::{Attr, Error, EventKind, FileKind, Result, SetAttr};
 
-use super::{require_inode, store_inode, Loc};
+use super::{require_inode, store_inode};
 use crate::bodies::release_body;
 use crate::command::Txn;
 use crate::watch;
@@ -62,11 +62,7 @@ pub(crate) fn setattr(
     data.ctime = txn.now();
     store_inode(txn, ino, &loc, &data)?;
     // A hard-linked inode has no single path: its event names none ("").
-    let path = match &loc {
-        Loc::Entry { parent, name } => watch::child_path(txn, *parent, name)?,
-        Loc::Own if ino == nokv_types::ROOT_INO => "/".to_string(),
-        Loc::Own => String::new(),
-    };
+    let path = watch::inode_path(txn, ino, &loc)?;
     txn.emit(watch::event(EventKind::AttrChanged, path, None, ino, &data))?;
     Ok(data.to_attr(ino))
 }

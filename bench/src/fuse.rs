@@ -1,0 +1,687 @@
+//! `fuse`: the NoKV FUSE mount side by side with its peers, in one run
+//! on one machine, all through the kernel with plain file I/O:
+//!
+//! - ext4: the scratch directory itself (no FUSE);
+//! - bindfs: a passthrough FUSE mount of an ext4 directory (the FUSE
+//!   round-trip floor);
+//! - nokv: `nokv-fs mount` on an embedded volume;
+//! - nokv --server: `nokv-fs mount --server` on a `nokv-fs serve`;
+//! - s3fs: s3fs-fuse on the same Garage (a private server started for
+//!   the run); both NoKV volumes keep their blocks there too;
+//! - raw GETs: the blocks of the NoKV file read straight from Garage,
+//!   16 in flight (the object-store ceiling for a cold read).
+//!
+//! Workloads: empty-file create rate (one thread), sequential write of
+//! `--size-mib` (including close, which publishes / uploads), cold
+//! sequential read of it (fresh mount process, so no cache), and `tar x`
+//! of a real source tree. Each side writes distinct pseudo-random bytes
+//! (Garage deduplicates equal blocks).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use futures::StreamExt;
+use nokv_client::{BlockStoreOptions, Client, ClientOptions, StoreCredentials};
+use nokv_object::BlockStore;
+use nokv_testkit::PrivateGarage;
+use serde_json::json;
+
+use crate::common::{CommonArgs, Rng, Scratch};
+use crate::report::{self, Report, Table};
+
+#[derive(Debug, Clone, Args)]
+pub struct FuseArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Empty files created per side (s3fs: --s3fs-creates).
+    #[arg(long, default_value_t = 3000)]
+    pub creates: usize,
+    #[arg(long, default_value_t = 300)]
+    pub s3fs_creates: usize,
+    /// Size of the sequential write/read file, MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub size_mib: usize,
+    /// Source tree for `tar x` [default: the first ~/.cargo/registry/src/* index]
+    #[arg(long)]
+    pub tar_source: Option<PathBuf>,
+    /// Files taken from the source tree (whole crates, up to this many).
+    #[arg(long, default_value_t = 3000)]
+    pub tar_files: usize,
+    /// The nokv-fs binary [default: next to this one]
+    #[arg(long)]
+    pub nokv_fs: Option<PathBuf>,
+}
+
+fn mounted(dir: &Path) -> bool {
+    let want = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+fn wait_mounted(dir: &Path) -> Result<()> {
+    let start = Instant::now();
+    while !mounted(dir) {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("{} did not get mounted", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// One mounted peer.
+struct Mount {
+    dir: PathBuf,
+    /// `nokv-fs mount` runs in the foreground; bindfs and s3fs daemonize.
+    child: Option<Child>,
+}
+
+impl Mount {
+    fn unmount(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let status = c.wait()?;
+            if !status.success() {
+                bail!("nokv-fs mount exited with {status}");
+            }
+        } else if mounted(&self.dir) {
+            let out = Command::new("fusermount3")
+                .args(["-u"])
+                .arg(&self.dir)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "fusermount3 -u {}: {}",
+                    self.dir.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if mounted(&self.dir) {
+            let _ = Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(&self.dir)
+                .output();
+        }
+    }
+}
+
+struct Env {
+    bin: PathBuf,
+    garage: PrivateGarage,
+    scratch: PathBuf,
+    durability: &'static str,
+}
+
+impl Env {
+    fn nokv(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env("AWS_ACCESS_KEY_ID", &self.garage.env.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.garage.env.secret_access_key)
+            .env("NOKV_SPOOL_DIR", self.scratch.join("spool"))
+            .env("NOKV_DURABILITY", self.durability)
+            .env_remove("NOKV_SERVER")
+            .env_remove("NOKV_TOKEN");
+        c
+    }
+
+    fn init(&self, home: &Path, prefix: &str) -> Result<()> {
+        let g = &self.garage.env;
+        let out = self
+            .nokv()
+            .arg("--home")
+            .arg(home)
+            .args(["init", "--object-backend", "s3", "--s3-bucket", &g.bucket])
+            .args(["--s3-endpoint", &g.endpoint, "--s3-region", &g.region])
+            .args(["--s3-prefix", prefix])
+            .output()?;
+        if !out.status.success() {
+            bail!("init: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    fn mount_nokv(&self, dir: &Path, home: &Path, server: Option<(&str, &str)>) -> Result<Mount> {
+        std::fs::create_dir_all(dir)?;
+        let mut c = self.nokv();
+        c.arg("--home").arg(home);
+        if let Some((url, token)) = server {
+            c.env("NOKV_SERVER", url).env("NOKV_TOKEN", token);
+        }
+        let mut child = c
+            .arg("mount")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        let mut out = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+            line.push(byte[0] as char);
+        }
+        if !line.starts_with("mounted") {
+            let _ = child.kill();
+            bail!("nokv-fs mount printed {line:?}");
+        }
+        Ok(Mount {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        })
+    }
+
+    fn mount_s3fs(&self, dir: &Path, prefix: &str) -> Result<Mount> {
+        std::fs::create_dir_all(dir)?;
+        let g = &self.garage.env;
+        let pass = self.scratch.join("s3fs.passwd");
+        std::fs::write(
+            &pass,
+            format!("{}:{}", g.access_key_id, g.secret_access_key),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600))?;
+        let status = Command::new("s3fs")
+            .arg(format!("{}:/{prefix}", g.bucket))
+            .arg(dir)
+            .args(["-o", &format!("url={}", g.endpoint)])
+            .args(["-o", "use_path_request_style", "-o", "sigv4"])
+            .args(["-o", &format!("endpoint={}", g.region)])
+            .args(["-o", &format!("passwd_file={}", pass.display())])
+            .status()
+            .context("running s3fs (apt-get install s3fs)")?;
+        if !status.success() {
+            bail!("s3fs exited with {status}");
+        }
+        wait_mounted(dir)?;
+        Ok(Mount {
+            dir: dir.to_path_buf(),
+            child: None,
+        })
+    }
+
+    fn mount_bindfs(&self, dir: &Path, under: &Path) -> Result<Mount> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(under)?;
+        let status = Command::new("bindfs")
+            .arg(under)
+            .arg(dir)
+            .status()
+            .context("running bindfs (apt-get install bindfs)")?;
+        if !status.success() {
+            bail!("bindfs exited with {status}");
+        }
+        wait_mounted(dir)?;
+        Ok(Mount {
+            dir: dir.to_path_buf(),
+            child: None,
+        })
+    }
+}
+
+/// Creates `n` empty files in a new directory `name` under `root`; files/s.
+fn create_rate(root: &Path, name: &str, n: usize) -> Result<f64> {
+    let dir = root.join(name);
+    std::fs::create_dir(&dir)?;
+    let start = Instant::now();
+    for i in 0..n {
+        std::fs::File::create(dir.join(format!("f{i:07}")))?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Create-rate rounds per side (median reported).
+const ROUNDS: usize = 3;
+
+/// Writes `mib` MiB of pseudo-random bytes (seeded) to `path`, closing
+/// it (a FUSE close publishes / uploads); MB/s.
+fn seq_write(path: &Path, mib: usize, seed: u64) -> Result<f64> {
+    let mut rng = Rng::new(seed);
+    let mut chunk = vec![0u8; CHUNK];
+    let start = Instant::now();
+    let mut f = std::fs::File::create(path)?;
+    for _ in 0..mib {
+        for w in chunk.chunks_mut(8) {
+            w.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        f.write_all(&chunk)?;
+    }
+    drop(f);
+    Ok(mbps((mib * CHUNK) as u64, start.elapsed()))
+}
+
+fn seq_read(path: &Path) -> Result<(f64, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    let start = Instant::now();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    Ok((mbps(total, start.elapsed()), total))
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
+}
+
+fn tar_x(tarball: &Path, into: &Path) -> Result<Duration> {
+    std::fs::create_dir_all(into)?;
+    let start = Instant::now();
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(into)
+        .arg("-xf")
+        .arg(tarball)
+        .status()?;
+    if !status.success() {
+        bail!("tar x into {} failed: {status}", into.display());
+    }
+    Ok(start.elapsed())
+}
+
+/// A tarball of whole crates from `src`, up to `max_files` files.
+fn make_tarball(src: &Path, max_files: usize, out: &Path) -> Result<(usize, u64)> {
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(src)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    crates.sort();
+    let mut chosen = Vec::new();
+    let (mut files, mut bytes) = (0usize, 0u64);
+    for c in crates {
+        let (f, b) = count(&c)?;
+        if files + f > max_files {
+            continue;
+        }
+        files += f;
+        bytes += b;
+        chosen.push(c.file_name().unwrap_or_default().to_os_string());
+        if files + 50 >= max_files {
+            break;
+        }
+    }
+    if chosen.is_empty() {
+        bail!("no crate under {} fits in {max_files} files", src.display());
+    }
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(src)
+        .arg("-cf")
+        .arg(out)
+        .args(&chosen)
+        .status()?;
+    if !status.success() {
+        bail!("tar c failed");
+    }
+    Ok((files, bytes))
+}
+
+fn count(dir: &Path) -> Result<(usize, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                bytes += e.metadata()?.len();
+            }
+        }
+    }
+    Ok((files, bytes))
+}
+
+fn default_tar_source() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("$HOME is not set"))?;
+    let reg = PathBuf::from(home).join(".cargo/registry/src");
+    std::fs::read_dir(&reg)
+        .with_context(|| format!("reading {}", reg.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.is_dir())
+        .ok_or_else(|| anyhow!("no crate sources under {}", reg.display()))
+}
+
+fn nokv_fs_bin(args: &FuseArgs) -> Result<PathBuf> {
+    if let Some(b) = &args.nokv_fs {
+        return Ok(b.clone());
+    }
+    let me = std::env::current_exe()?;
+    let b = me.with_file_name("nokv-fs");
+    if !b.is_file() {
+        bail!(
+            "{} not found: build it (cargo build --release -p nokv-cli) or pass --nokv-fs",
+            b.display()
+        );
+    }
+    Ok(b)
+}
+
+/// Raw GETs of every block of `path` on the served volume, 16 in flight.
+fn raw_gets(env: &Env, url: &str, token: &str, path: &str) -> Result<f64> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let creds = StoreCredentials {
+            access_key_id: Some(env.garage.env.access_key_id.clone()),
+            secret_access_key: Some(env.garage.env.secret_access_key.clone()),
+            session_token: None,
+        };
+        let opts = ClientOptions {
+            credentials: creds.clone(),
+            ..ClientOptions::default()
+        };
+        let client = Client::connect(url, Some(token), opts).await?;
+        let (_, body) = client.body(path).await?;
+        let info = client.info().await?;
+        let store_opts = BlockStoreOptions {
+            cache_bytes: 0,
+            ..BlockStoreOptions::default()
+        };
+        let store = BlockStore::open(&info.location, &creds, store_opts)?;
+        let keys: Vec<String> = body
+            .blocks
+            .iter()
+            .map(|b| nokv_types::block_object_key(b.upload, b.index))
+            .collect();
+        let start = Instant::now();
+        let mut total = 0u64;
+        let mut gets = futures::stream::iter(keys.iter().map(|k| store.get_raw(k))).buffered(16);
+        while let Some(b) = gets.next().await {
+            total += b?.len() as u64;
+        }
+        Ok::<f64, anyhow::Error>(mbps(total, start.elapsed()))
+    })
+}
+
+pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse does not exist: no FUSE on this machine");
+    }
+    let bin = nokv_fs_bin(args)?;
+    eprintln!("starting a private Garage ...");
+    let garage = PrivateGarage::start();
+    let root = scratch.path().to_path_buf();
+    let env = Env {
+        bin,
+        garage,
+        scratch: root.clone(),
+        durability: args.common.durability.name(),
+    };
+    let ext4 = scratch.sub("ext4")?;
+    let run_id = std::process::id();
+
+    // NoKV embedded and through a server, both on Garage.
+    let emb_home = root.join("emb-vol");
+    env.init(&emb_home, &format!("bench-{run_id}-emb/"))?;
+    let srv_home = root.join("srv-vol");
+    env.init(&srv_home, &format!("bench-{run_id}-srv/"))?;
+    let mut serve = env
+        .nokv()
+        .arg("--home")
+        .arg(&srv_home)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-http"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    {
+        let mut out = serve.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+            line.push(byte[0] as char);
+        }
+    }
+    let url = line
+        .split_whitespace()
+        .nth(2)
+        .ok_or_else(|| anyhow!("serve printed {line:?}"))?
+        .to_string();
+    let token = std::fs::read_to_string(srv_home.join("TOKEN"))?
+        .trim()
+        .to_string();
+    let server = Some((url.as_str(), token.as_str()));
+
+    let emb_dir = root.join("mnt-nokv");
+    let srv_dir = root.join("mnt-nokv-server");
+    let bind_dir = root.join("mnt-bindfs");
+    let s3_dir = root.join("mnt-s3fs");
+    let mut emb = env.mount_nokv(&emb_dir, &emb_home, None)?;
+    let mut srv = env.mount_nokv(&srv_dir, &srv_home, server)?;
+    let bind = env.mount_bindfs(&bind_dir, &root.join("bindfs-under"))?;
+    let mut s3 = env.mount_s3fs(&s3_dir, &format!("bench-{run_id}-s3fs"))?;
+
+    // 1. create rate
+    eprintln!("create rate ...");
+    // Rounds that alternate the sides, median per side: the machine is
+    // shared, and a burst of load should not land on one side only.
+    let sides: [(&Path, usize); 5] = [
+        (&ext4, args.creates),
+        (&bind_dir, args.creates),
+        (&emb_dir, args.creates),
+        (&srv_dir, args.creates),
+        (&s3_dir, args.s3fs_creates),
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+    for round in 0..ROUNDS {
+        for (i, (dir, n)) in sides.iter().enumerate() {
+            rates[i].push(create_rate(
+                dir,
+                &format!("creates-{round}"),
+                (*n / ROUNDS).max(1),
+            )?);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let c_ext4 = median(&mut rates[0]);
+    let c_bind = median(&mut rates[1]);
+    let c_emb = median(&mut rates[2]);
+    let c_srv = median(&mut rates[3]);
+    let c_s3 = median(&mut rates[4]);
+    let mut creates = Table::new(&["side", "files/s", "vs bindfs", "vs s3fs"]);
+    for (side, r) in [
+        ("ext4", c_ext4),
+        ("bindfs (passthrough FUSE)", c_bind),
+        ("nokv mount (embedded)", c_emb),
+        ("nokv mount --server", c_srv),
+        ("s3fs (Garage)", c_s3),
+    ] {
+        creates.row(vec![
+            side.into(),
+            report::int(r),
+            report::ratio(r, c_bind),
+            report::ratio(r, c_s3),
+        ]);
+    }
+
+    // 2. sequential write, 3. cold sequential read
+    let mib = args.size_mib;
+    eprintln!("sequential write {mib} MiB ...");
+    let w_ext4 = seq_write(&ext4.join("big"), mib, 1)?;
+    let w_emb = seq_write(&emb_dir.join("big"), mib, 2)?;
+    let w_srv = seq_write(&srv_dir.join("big"), mib, 3)?;
+    let w_s3 = seq_write(&s3_dir.join("big"), mib, 4)?;
+    eprintln!("cold sequential read ...");
+    // Fresh mount processes: no block cache, no kernel page cache.
+    emb.stop()?;
+    srv.stop()?;
+    s3.stop()?;
+    let emb = env.mount_nokv(&emb_dir, &emb_home, None)?;
+    let srv = env.mount_nokv(&srv_dir, &srv_home, server)?;
+    let s3 = env.mount_s3fs(&s3_dir, &format!("bench-{run_id}-s3fs"))?;
+    let want = (mib * CHUNK) as u64;
+    let mut reads = Vec::new();
+    for (side, dir) in [
+        ("nokv mount (embedded)", &emb_dir),
+        ("nokv mount --server", &srv_dir),
+        ("s3fs (Garage)", &s3_dir),
+    ] {
+        let (r, n) = seq_read(&dir.join("big"))?;
+        if n != want {
+            bail!("{side} read {n} bytes, wrote {want}");
+        }
+        reads.push((side, r));
+    }
+    let raw = raw_gets(&env, &url, &token, "/big")?;
+    let r_s3 = reads[2].1;
+    let mut bytes_table = Table::new(&[
+        "side",
+        "write MB/s",
+        "cold read MB/s",
+        "read vs s3fs",
+        "read vs raw GETs",
+        "write vs s3fs",
+    ]);
+    bytes_table.row(vec![
+        "ext4 (page cache, no fsync)".into(),
+        format!("{w_ext4:.0}"),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+    ]);
+    for ((side, r), w) in reads.iter().zip([w_emb, w_srv, w_s3]) {
+        bytes_table.row(vec![
+            side.to_string(),
+            format!("{w:.0}"),
+            format!("{r:.0}"),
+            report::ratio(*r, r_s3),
+            report::ratio(*r, raw),
+            report::ratio(w, w_s3),
+        ]);
+    }
+    bytes_table.row(vec![
+        "raw parallel GETs (16 in flight)".into(),
+        "-".into(),
+        format!("{raw:.0}"),
+        report::ratio(raw, r_s3),
+        "1.00x".into(),
+        "-".into(),
+    ]);
+
+    // 4. tar x of a real source tree
+    let src = match &args.tar_source {
+        Some(s) => s.clone(),
+        None => default_tar_source()?,
+    };
+    let tarball = root.join("src.tar");
+    let (files, bytes) = make_tarball(&src, args.tar_files, &tarball)?;
+    eprintln!("tar x of {files} files ...");
+    let t_ext4 = tar_x(&tarball, &ext4.join("tarx"))?;
+    let t_emb = tar_x(&tarball, &emb_dir.join("tarx"))?;
+    let t_srv = tar_x(&tarball, &srv_dir.join("tarx"))?;
+    let t_s3 = tar_x(&tarball, &s3_dir.join("tarx"))?;
+    let mut tar = Table::new(&[
+        "side",
+        "seconds",
+        "files/s",
+        "vs ext4 (time)",
+        "vs s3fs (speed)",
+    ]);
+    for (side, t) in [
+        ("ext4", t_ext4),
+        ("nokv mount (embedded)", t_emb),
+        ("nokv mount --server", t_srv),
+        ("s3fs (Garage)", t_s3),
+    ] {
+        tar.row(vec![
+            side.into(),
+            format!("{:.2}", t.as_secs_f64()),
+            report::int(files as f64 / t.as_secs_f64()),
+            report::ratio(t.as_secs_f64(), t_ext4.as_secs_f64()),
+            report::ratio(t_s3.as_secs_f64(), t.as_secs_f64()),
+        ]);
+    }
+
+    emb.unmount()?;
+    srv.unmount()?;
+    s3.unmount()?;
+    bind.unmount()?;
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+
+    let ok = |b: bool| if b { "met" } else { "NOT met" };
+    let notes = vec![
+        format!(
+            "create: embedded {} bindfs (target >= 1.0x: {}); --server {} (target >= 0.5x: {}); vs s3fs {} / {} (target >= 20x: {})",
+            report::ratio(c_emb, c_bind),
+            ok(c_emb >= c_bind),
+            report::ratio(c_srv, c_bind),
+            ok(c_srv >= 0.5 * c_bind),
+            report::ratio(c_emb, c_s3),
+            report::ratio(c_srv, c_s3),
+            ok(c_emb >= 20.0 * c_s3 && c_srv >= 20.0 * c_s3)
+        ),
+        format!(
+            "cold read {mib} MiB (embedded): {} s3fs (target >= 1.5x: {}), {} raw GETs (target >= 0.8x: {})",
+            report::ratio(reads[0].1, r_s3),
+            ok(reads[0].1 >= 1.5 * r_s3),
+            report::ratio(reads[0].1, raw),
+            ok(reads[0].1 >= 0.8 * raw)
+        ),
+        format!(
+            "sequential write (embedded): {} s3fs (target >= 1.5x: {})",
+            report::ratio(w_emb, w_s3),
+            ok(w_emb >= 1.5 * w_s3)
+        ),
+        format!(
+            "tar x of {files} files ({}) from {}",
+            report::bytes(bytes),
+            src.display()
+        ),
+    ];
+    Ok(Report {
+        bench: "fuse",
+        title: format!(
+            "FUSE mounts side by side: {} creates ({} on s3fs), {mib} MiB sequential, tar x of {files} files; nokv durability {}",
+            args.creates,
+            args.s3fs_creates,
+            args.common.durability.name()
+        ),
+        tables: vec![
+            (format!("Empty-file create rate (one thread; median of {ROUNDS} alternating rounds)"), creates),
+            (format!("Sequential {mib} MiB (write includes close; read is cold)"), bytes_table),
+            ("tar x of a source tree".into(), tar),
+        ],
+        notes,
+        params: json!({"creates": args.creates, "s3fs_creates": args.s3fs_creates, "size_mib": mib, "tar_files": files}),
+        results: json!({
+            "create_per_s": {"ext4": c_ext4, "bindfs": c_bind, "nokv": c_emb, "nokv_server": c_srv, "s3fs": c_s3},
+            "write_mbps": {"ext4": w_ext4, "nokv": w_emb, "nokv_server": w_srv, "s3fs": w_s3},
+            "cold_read_mbps": {"nokv": reads[0].1, "nokv_server": reads[1].1, "s3fs": r_s3, "raw_gets": raw},
+            "tar_x_s": {"ext4": t_ext4.as_secs_f64(), "nokv": t_emb.as_secs_f64(), "nokv_server": t_srv.as_secs_f64(), "s3fs": t_s3.as_secs_f64()},
+        }),
+    })
+}

@@ -1,0 +1,609 @@
+//! The FUSE mount on a real kernel mount, driven by real tools: every
+//! test starts the real `nokv-fs mount` process and uses `cp`, `diff`,
+//! `tar`, `rsync`, `git` and Python on the mountpoint.
+//!
+//! These tests run whenever `/dev/fuse` exists; without it each prints a
+//! loud `SKIPPED: fuse` line (scripts/test.sh prints one too).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nokv_client::ObjectLocation;
+use nokv_testkit::Backend;
+
+fn fuse_missing() -> bool {
+    if Path::new("/dev/fuse").exists() {
+        return false;
+    }
+    eprintln!("SKIPPED: fuse (/dev/fuse does not exist on this machine)");
+    true
+}
+
+/// A test volume (and its metadata server, for `--server` mounts).
+struct Vol {
+    home: PathBuf,
+    tmp: PathBuf,
+    env: Vec<(String, String)>,
+    server: Option<support::ServerProc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Vol {
+    fn new(backend: Backend, server: bool) -> Vol {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("vol");
+        let mut env = Vec::new();
+        let mut init: Vec<String> = vec!["init".into(), "--block-size".into(), "262144".into()];
+        if backend == Backend::Garage {
+            let (location, creds) = backend.location(dir.path());
+            let ObjectLocation::S3(s3) = location else {
+                panic!("garage is S3")
+            };
+            init.extend(
+                [
+                    "--object-backend",
+                    "s3",
+                    "--s3-bucket",
+                    &s3.bucket,
+                    "--s3-endpoint",
+                    s3.endpoint.as_deref().unwrap_or_default(),
+                    "--s3-region",
+                    &s3.region,
+                    "--s3-prefix",
+                    &s3.prefix,
+                ]
+                .map(String::from),
+            );
+            env.push((
+                "AWS_ACCESS_KEY_ID".into(),
+                creds.access_key_id.unwrap_or_default(),
+            ));
+            env.push((
+                "AWS_SECRET_ACCESS_KEY".into(),
+                creds.secret_access_key.unwrap_or_default(),
+            ));
+        }
+        let mut v = Vol {
+            home,
+            tmp: dir.path().to_path_buf(),
+            env,
+            server: None,
+            _dir: dir,
+        };
+        let args: Vec<&str> = init.iter().map(String::as_str).collect();
+        v.ok(&args);
+        if server {
+            v.server = Some(support::ServerProc::start(&v.home, &[]));
+        }
+        v
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(support::bin());
+        c.env("NOKV_HOME", &self.home)
+            .env("NOKV_SPOOL_DIR", self.tmp.join("spool"))
+            .env_remove("NOKV_SERVER")
+            .env_remove("NOKV_TOKEN")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        if let Some(s) = &self.server {
+            c.env("NOKV_SERVER", &s.url)
+                .env("NOKV_TOKEN", support::token(&self.home));
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "nokv-fs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A fresh empty directory to mount on.
+    fn mountpoint(&self, name: &str) -> PathBuf {
+        let p = self.tmp.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn mount(&self, name: &str, extra: &[&str]) -> Mount {
+        let dir = self.mountpoint(name);
+        let mut child = self
+            .cmd()
+            .arg("mount")
+            .arg(&dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if !line.starts_with("mounted volume") {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mount printed {line:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Mount { child, dir }
+    }
+}
+
+/// A running `nokv-fs mount`.
+struct Mount {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Mount {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM; the process must publish, unmount and exit 0.
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "mount exited with {status}");
+        assert!(!mounted(&self.dir), "still mounted after SIGTERM");
+    }
+
+    /// SIGKILL: the process dies with the kernel mount left dead.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        force_unmount(&self.dir);
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        force_unmount(&self.dir);
+    }
+}
+
+fn mounted(dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap_or("")))
+}
+
+fn force_unmount(dir: &Path) {
+    if mounted(dir) {
+        let _ = Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(dir)
+            .output();
+        if mounted(dir) {
+            let _ = Command::new("umount").arg("-l").arg(dir).output();
+        }
+    }
+}
+
+/// Runs a shell command; requires success; returns stdout.
+fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A real source tree to copy: this workspace's crates (no target/).
+fn source_tree() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn eventually(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn fsck_clean(v: &Vol) {
+    let out = v.run(&["fsck"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "fsck: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---- the tests ----
+
+fn copy_tar_rsync_round_trips(backend: Backend) {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(backend, false);
+    let m = v.mount("mnt", &[]);
+    let src = source_tree();
+    let out = v.tmp.join("out");
+    let script = format!(
+        r#"
+        src={src} mnt={mnt} out={out}
+        mkdir -p $out
+        cp -r $src/nokv-meta $mnt/cp
+        diff -r $src/nokv-meta $mnt/cp
+        tar -C $src -cf $out/src.tar nokv-types nokv-proto
+        mkdir $mnt/tarx && tar -C $mnt/tarx -xf $out/src.tar
+        diff -r $src/nokv-types $mnt/tarx/nokv-types
+        diff -r $src/nokv-proto $mnt/tarx/nokv-proto
+        mkdir $out/back && tar -C $mnt -cf - tarx | tar -C $out/back -xf -
+        diff -r $src/nokv-proto $out/back/tarx/nokv-proto
+        rsync -a $src/nokv-client/ $mnt/rs/
+        diff -r $src/nokv-client $mnt/rs
+        # rsync again: nothing changed, nothing to do, still equal
+        rsync -a $src/nokv-client/ $mnt/rs/
+        diff -r $src/nokv-client $mnt/rs
+        # -a kept modes and times
+        [ "$(stat -c %a%Y $src/nokv-client/Cargo.toml)" = "$(stat -c %a%Y $mnt/rs/Cargo.toml)" ]
+        "#,
+        src = src.display(),
+        mnt = m.dir.display(),
+        out = out.display()
+    );
+    sh(&script);
+    m.stop();
+    // Published through the mount, read back through the CLI.
+    let want = std::fs::read(src.join("nokv-meta/src/ops.rs")).unwrap();
+    let got = v.cmd().args(["cat", "/cp/src/ops.rs"]).output().unwrap();
+    assert_eq!(got.stdout, want);
+    fsck_clean(&v);
+}
+
+#[test]
+fn copy_tar_rsync_round_trips_local() {
+    copy_tar_rsync_round_trips(Backend::Local)
+}
+
+#[test]
+fn copy_tar_rsync_round_trips_garage() {
+    copy_tar_rsync_round_trips(Backend::Garage)
+}
+
+#[test]
+fn git_init_add_commit_log() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    let m = v.mount("mnt", &[]);
+    let log = sh(&format!(
+        r#"
+        cd {mnt} && mkdir repo && cd repo
+        export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@x GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@x
+        git init -q .
+        cp -r {src}/nokv-types .
+        git add . && git commit -qm first
+        echo more >> nokv-types/Cargo.toml
+        git mv nokv-types/src/name.rs nokv-types/src/names.rs
+        git commit -qam second
+        git gc -q
+        git fsck --strict
+        test -z "$(git status --porcelain)"
+        git log --format=%s
+        "#,
+        mnt = m.dir.display(),
+        src = source_tree().display()
+    ));
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["second", "first"]);
+    m.stop();
+    fsck_clean(&v);
+}
+
+#[test]
+fn python_writes_seeks_appends_and_reads_back() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    let m = v.mount("mnt", &[]);
+    let out = python(&format!(
+        r#"
+import os
+p = "{f}"
+with open(p, "wb") as f:
+    f.write(b"hello world")
+    f.seek(3 * 262144 + 7)          # sparse: past the end, across blocks
+    f.write(b"tail")
+with open(p, "r+b") as f:
+    f.seek(6)
+    f.write(b"WORLD")
+    f.seek(0)
+    assert f.read(11) == b"hello WORLD"
+with open(p, "ab") as f:
+    f.write(b"+appended")
+data = open(p, "rb").read()
+assert len(data) == 3 * 262144 + 7 + 4 + 9, len(data)
+assert data[:11] == b"hello WORLD"
+assert data[11:3 * 262144 + 7] == bytes(3 * 262144 + 7 - 11)
+assert data.endswith(b"tail+appended")
+assert os.stat(p).st_size == len(data)
+os.truncate(p, 5)
+assert open(p, "rb").read() == b"hello"
+with open(p, "w") as f:            # O_TRUNC
+    f.write("new")
+assert open(p).read() == "new"
+# mknod of a regular file, exclusive create, rename noreplace via link
+os.mknod("{d}/node")
+assert os.path.isfile("{d}/node")
+try:
+    open("{d}/node", "x")
+    raise SystemExit("O_EXCL on an existing file succeeded")
+except FileExistsError:
+    pass
+os.chmod(p, 0o600)
+assert oct(os.stat(p).st_mode & 0o777) == "0o600"
+os.utime(p, (1_000_000_000, 1_500_000_000))
+assert os.stat(p).st_mtime == 1_500_000_000
+print("ok")
+"#,
+        f = m.path("py.bin").display(),
+        d = m.dir.display()
+    ));
+    assert_eq!(out.trim(), "ok");
+    m.stop();
+    assert_eq!(v.ok(&["cat", "/py.bin"]), "new");
+}
+
+#[test]
+fn rename_over_an_open_file() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    let m = v.mount("mnt", &[]);
+    let out = python(&format!(
+        r#"
+import os
+d = "{d}"
+old = b"old generation " * 50000
+new = b"NEW" * 1000
+open(d + "/target", "wb").write(old)
+r = open(d + "/target", "rb")
+first = r.read(100)
+with open(d + "/tmp", "wb") as w:
+    w.write(new)
+os.rename(d + "/tmp", d + "/target")
+rest = r.read()
+assert first + rest == old, "the open reader kept its generation"
+assert open(d + "/target", "rb").read() == new
+r.close()
+# a writer whose file is renamed away keeps writing to the same file
+w = open(d + "/target", "r+b")
+os.rename(d + "/target", d + "/moved")
+w.write(b"xyz")
+w.close()
+assert open(d + "/moved", "rb").read()[:6] == b"xyzNEW"
+print("ok")
+"#,
+        d = m.dir.display()
+    ));
+    assert_eq!(out.trim(), "ok");
+    m.stop();
+}
+
+#[test]
+fn sigterm_publishes_open_files_then_unmounts() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    let m = v.mount("mnt", &[]);
+    let f = m.path("open.txt");
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sys,time\nf=open('{}','w')\nf.write('written but not closed')\nf.flush()\nprint('ready',flush=True)\ntime.sleep(30)",
+                f.display()
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    m.stop();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(v.ok(&["cat", "/open.txt"]), "written but not closed");
+}
+
+#[test]
+fn a_killed_mount_leaves_the_volume_consistent() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    let gen_a = vec![b'a'; 600_000];
+    let gen_b = vec![b'b'; 900_000];
+    let m = v.mount("mnt", &[]);
+    for i in 0..20 {
+        std::fs::write(m.path(&format!("f{i}")), &gen_a).unwrap();
+    }
+    // Overwrite them all in a loop and SIGKILL the mount mid-stream.
+    let mut writer = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sys\nfor r in range(50):\n    for i in range(20):\n        open('{d}/f%d' % i, 'wb').write(b'b' * 900000)\n        if r == 0 and i == 0: print('first', flush=True)",
+                d = m.dir.display()
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(writer.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "first");
+    std::thread::sleep(Duration::from_millis(300));
+    m.kill();
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let mut overwritten = 0;
+    // The volume opens again (lock released) and every file is whole:
+    // one of its generations, never a torn or missing body.
+    for i in 0..20 {
+        let out = v.cmd().args(["cat", &format!("/f{i}")]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "f{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == gen_a || out.stdout == gen_b,
+            "f{i} is neither generation ({} bytes)",
+            out.stdout.len()
+        );
+        overwritten += usize::from(out.stdout == gen_b);
+    }
+    assert!(overwritten >= 1, "the kill came before any overwrite");
+    fsck_clean(&v);
+}
+
+fn two_server_mounts_see_each_other(backend: Backend) {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(backend, true);
+    // A long TTL: only the watch invalidation can make changes show up
+    // within the few seconds the checks below allow.
+    let a = v.mount("a", &["--attr-ttl", "60"]);
+    let b = v.mount("b", &["--attr-ttl", "60"]);
+    let fa = a.path("shared.txt");
+    let fb = b.path("shared.txt");
+    std::fs::write(&fa, "one").unwrap();
+    eventually("b sees a's new file", Duration::from_secs(5), || {
+        std::fs::read_to_string(&fb).ok().as_deref() == Some("one")
+    });
+    // b caches the file's attributes and name; a replaces and renames.
+    assert_eq!(std::fs::metadata(&fb).unwrap().len(), 3);
+    std::fs::write(&fa, "second version").unwrap();
+    eventually("b sees a's new generation", Duration::from_secs(5), || {
+        std::fs::read_to_string(&fb).ok().as_deref() == Some("second version")
+    });
+    std::fs::create_dir(b.path("dir")).unwrap();
+    std::fs::write(b.path("dir/x"), "from b").unwrap();
+    eventually("a sees b's directory", Duration::from_secs(5), || {
+        std::fs::read_to_string(a.path("dir/x")).ok().as_deref() == Some("from b")
+    });
+    std::fs::rename(a.path("dir/x"), a.path("dir/y")).unwrap();
+    eventually("b sees a's rename", Duration::from_secs(5), || {
+        !b.path("dir/x").exists() && b.path("dir/y").exists()
+    });
+    std::fs::remove_file(&fb).unwrap();
+    eventually("a sees b's removal", Duration::from_secs(5), || {
+        !fa.exists()
+    });
+    a.stop();
+    b.stop();
+    fsck_clean(&v);
+}
+
+#[test]
+fn two_server_mounts_see_each_other_local() {
+    two_server_mounts_see_each_other(Backend::Local)
+}
+
+#[test]
+fn two_server_mounts_see_each_other_garage() {
+    two_server_mounts_see_each_other(Backend::Garage)
+}
+
+#[test]
+fn mount_errors_and_read_only() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    // Missing mountpoint: a clear one-line error, nothing mounted.
+    let out = v.run(&["mount", v.tmp.join("nope").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+
+    let m = v.mount("mnt", &[]);
+    std::fs::write(m.path("f"), "data").unwrap();
+    // A busy mountpoint: already mounted.
+    let out = v
+        .cmd()
+        .env("NOKV_HOME", v.tmp.join("other"))
+        .args(["mount", m.dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("busy"), "{err}");
+    m.stop();
+
+    let ro = v.mount("ro", &["--read-only"]);
+    assert_eq!(std::fs::read_to_string(ro.path("f")).unwrap(), "data");
+    let e = std::fs::write(ro.path("g"), "x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    let e = std::fs::remove_file(ro.path("f")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    ro.stop();
+}

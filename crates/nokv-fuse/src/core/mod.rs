@@ -1,0 +1,626 @@
+//! The filesystem core of a mount: every kernel operation as an async
+//! method by inode over the NoKV client, with no FUSE types in it (the
+//! adapter in `fuse.rs` only converts arguments and replies), so all of
+//! it can be driven without a kernel.
+//!
+//! Invariants:
+//! - namespace changes are single client calls (one metadata command
+//!   each); the core adds no namespace semantics;
+//! - an open-for-write handle owns a private spool (`spool.rs`); its
+//!   bytes become visible only when flush, fsync or release publishes
+//!   them as a new generation, so readers see published generations
+//!   only; several writers of one file each publish their own view and
+//!   the last one wins;
+//! - a read-only handle pins the generation it opened: a publish or a
+//!   rename over the file meanwhile does not tear what it reads;
+//! - attributes of a file with unpublished writes in this mount show the
+//!   spool's size and mtime (`overlay`), so `stat` during a write agrees
+//!   with what the writer wrote.
+
+mod readahead;
+pub mod spool;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use nokv_client::{
+    Attr, Body, Client, DirEntryPlus, Error, FileKind, Owner, RenameMode, Result, SetAttr,
+};
+use parking_lot::Mutex;
+
+use readahead::Readahead;
+use spool::Spool;
+
+/// How the core behaves.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// Refuse every change (the kernel mount is read-only too).
+    pub read_only: bool,
+    /// Where write spools (temp files) live.
+    pub spool_dir: PathBuf,
+    /// Blocks fetched ahead of a sequential reader.
+    pub readahead_blocks: usize,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            read_only: false,
+            spool_dir: std::env::temp_dir(),
+            readahead_blocks: 16,
+        }
+    }
+}
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenIntent {
+    pub write: bool,
+    pub append: bool,
+    pub truncate: bool,
+}
+
+/// A block being fetched (or fetched) for a read handle.
+type Pending = futures::future::Shared<futures::future::BoxFuture<'static, Result<Bytes>>>;
+
+struct ReadFile {
+    body: Option<Body>,
+    readahead: Mutex<Readahead>,
+    /// Blocks fetched ahead of a sequential reader, by index; dropped
+    /// once the reader is past them. Held here, not only in the block
+    /// cache, which may evict them before they are read.
+    ahead: Mutex<std::collections::BTreeMap<usize, Pending>>,
+}
+
+struct WriteFile {
+    ino: u64,
+    append: bool,
+    spool: tokio::sync::Mutex<Spool>,
+    // Mirrors of the spool state readable without its lock (getattr).
+    size: AtomicU64,
+    dirty: AtomicBool,
+    mtime: AtomicI64,
+    changed: AtomicU64,
+}
+
+enum OpenFile {
+    Read(ReadFile),
+    Write(WriteFile),
+}
+
+struct DirHandle {
+    ino: u64,
+    entries: tokio::sync::Mutex<Option<Arc<Vec<DirEntryPlus>>>>,
+}
+
+/// The mount's filesystem, by inode.
+pub struct FsCore {
+    client: Client,
+    opts: FsOptions,
+    next_fh: AtomicU64,
+    change_seq: AtomicU64,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+}
+
+fn read_only() -> Error {
+    Error::InvalidArgument("the mount is read-only".into())
+}
+
+impl FsCore {
+    pub fn new(client: Client, opts: FsOptions) -> Result<FsCore> {
+        std::fs::create_dir_all(&opts.spool_dir)
+            .map_err(|e| Error::Io(format!("spool directory {}: {e}", opts.spool_dir.display())))?;
+        Ok(FsCore {
+            client,
+            opts,
+            next_fh: AtomicU64::new(1),
+            change_seq: AtomicU64::new(1),
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.client.block_size()
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.opts.read_only {
+            Err(read_only())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn file(&self, fh: u64) -> Result<Arc<OpenFile>> {
+        self.files
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument(format!("file handle {fh} is not open")))
+    }
+
+    /// `attr` with the size and mtime of this mount's latest unpublished
+    /// write to the same inode, if any.
+    pub fn overlay(&self, mut attr: Attr) -> Attr {
+        if attr.kind != FileKind::File {
+            return attr;
+        }
+        let files = self.files.lock();
+        let latest = files
+            .values()
+            .filter_map(|f| match &**f {
+                OpenFile::Write(w) if w.ino == attr.ino && w.dirty.load(Ordering::Acquire) => {
+                    Some(w)
+                }
+                _ => None,
+            })
+            .max_by_key(|w| w.changed.load(Ordering::Relaxed));
+        if let Some(w) = latest {
+            attr.size = w.size.load(Ordering::Acquire);
+            attr.mtime = w.mtime.load(Ordering::Relaxed);
+            attr.ctime = attr.ctime.max(attr.mtime);
+        }
+        attr
+    }
+
+    // ---- names and attributes ----
+
+    pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        Ok(self.overlay(self.client.lookup(parent, name).await?))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        Ok(self.overlay(self.client.getattr(ino).await?))
+    }
+
+    /// chmod / chown / utimens / truncate. A size change through a write
+    /// handle (`fh`) changes that handle's spool; without one it
+    /// publishes right away.
+    pub async fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr) -> Result<Attr> {
+        self.writable()?;
+        let SetAttr { size, .. } = change;
+        let meta = SetAttr {
+            size: None,
+            ..change
+        };
+        let has_meta = meta.mode.is_some()
+            || meta.uid.is_some()
+            || meta.gid.is_some()
+            || meta.atime.is_some()
+            || meta.mtime.is_some();
+        if let Some(size) = size {
+            let handle = fh.and_then(|fh| self.files.lock().get(&fh).cloned());
+            match handle.as_deref() {
+                Some(OpenFile::Write(w)) => {
+                    let mut spool = w.spool.lock().await;
+                    spool.truncate(size)?;
+                    self.mirror(w, &spool);
+                }
+                _ => self.truncate_now(ino, size).await?,
+            }
+        }
+        let attr = if has_meta {
+            self.client.setattr_ino(ino, meta).await?
+        } else {
+            self.client.getattr(ino).await?
+        };
+        Ok(self.overlay(attr))
+    }
+
+    /// Truncates a file that this call has no handle for: size 0 is one
+    /// metadata command; other sizes publish a new generation that
+    /// reuses every unchanged block.
+    async fn truncate_now(&self, ino: u64, size: u64) -> Result<()> {
+        if size == 0 {
+            self.client
+                .setattr_ino(
+                    ino,
+                    SetAttr {
+                        size: Some(0),
+                        ..SetAttr::default()
+                    },
+                )
+                .await?;
+            return Ok(());
+        }
+        let (attr, body) = self.client.body_ino(ino).await?;
+        if attr.size == size {
+            return Ok(());
+        }
+        let base = (attr.generation > 0).then_some(body);
+        let mut spool = Spool::new(&self.opts.spool_dir, self.block_size(), base, false)?;
+        spool.truncate(size)?;
+        spool.publish(&self.client, ino).await?;
+        Ok(())
+    }
+
+    pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        self.client.readlink_ino(ino).await
+    }
+
+    pub async fn mkdir(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
+        self.writable()?;
+        self.client.mkdir_at(parent, name, owner).await
+    }
+
+    /// mknod of a regular file (other kinds are not stored).
+    pub async fn mknod_file(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
+        self.writable()?;
+        self.client.create_at(parent, name, owner, true).await
+    }
+
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        owner: Owner,
+    ) -> Result<Attr> {
+        self.writable()?;
+        self.client.symlink_at(parent, name, target, owner).await
+    }
+
+    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
+        self.writable()?;
+        Ok(self.overlay(self.client.link_at(ino, new_parent, new_name).await?))
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.client.unlink_at(parent, name).await
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.client.rmdir_at(parent, name).await
+    }
+
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        no_replace: bool,
+    ) -> Result<()> {
+        self.writable()?;
+        let mode = if no_replace {
+            RenameMode::NoReplace
+        } else {
+            RenameMode::Replace
+        };
+        self.client
+            .rename_at(parent, name, new_parent, new_name, mode)
+            .await
+    }
+
+    // ---- files ----
+
+    /// Creates (or with `exclusive == false` opens an existing) file and
+    /// opens it for writing.
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &[u8],
+        owner: Owner,
+        exclusive: bool,
+        intent: OpenIntent,
+    ) -> Result<(Attr, u64)> {
+        self.writable()?;
+        let attr = self
+            .client
+            .create_at(parent, name, owner, exclusive)
+            .await?;
+        let fh = self
+            .open_attr(
+                &attr,
+                OpenIntent {
+                    write: true,
+                    ..intent
+                },
+            )
+            .await?;
+        Ok((self.overlay(attr), fh))
+    }
+
+    /// Opens file `ino`; returns the handle.
+    pub async fn open(&self, ino: u64, intent: OpenIntent) -> Result<u64> {
+        if intent.write || intent.truncate {
+            self.writable()?;
+        }
+        let attr = self.client.getattr(ino).await?;
+        self.open_attr(&attr, intent).await
+    }
+
+    async fn open_attr(&self, attr: &Attr, intent: OpenIntent) -> Result<u64> {
+        match attr.kind {
+            FileKind::File => {}
+            FileKind::Dir => return Err(Error::IsADirectory(format!("inode {}", attr.ino))),
+            FileKind::Symlink => {
+                return Err(Error::InvalidArgument(format!(
+                    "inode {} is a symbolic link",
+                    attr.ino
+                )))
+            }
+        }
+        let needs_body = attr.generation > 0 && !(intent.write && intent.truncate);
+        let body = if needs_body {
+            Some(self.client.body_ino(attr.ino).await?.1)
+        } else {
+            None
+        };
+        let file = if intent.write {
+            // Truncating an empty file changes nothing: no publish at close
+            // (a create with O_TRUNC is the common case).
+            let truncate = intent.truncate && attr.size > 0;
+            let spool = Spool::new(&self.opts.spool_dir, self.block_size(), body, truncate)?;
+            let w = WriteFile {
+                ino: attr.ino,
+                append: intent.append,
+                size: AtomicU64::new(spool.size()),
+                dirty: AtomicBool::new(spool.is_dirty()),
+                mtime: AtomicI64::new(nokv_types::now_nanos()),
+                changed: AtomicU64::new(self.change_seq.fetch_add(1, Ordering::Relaxed)),
+                spool: tokio::sync::Mutex::new(spool),
+            };
+            OpenFile::Write(w)
+        } else {
+            OpenFile::Read(ReadFile {
+                body,
+                readahead: Mutex::new(Readahead::new(self.opts.readahead_blocks)),
+                ahead: Mutex::new(std::collections::BTreeMap::new()),
+            })
+        };
+        let fh = self.fh();
+        self.files.lock().insert(fh, Arc::new(file));
+        Ok(fh)
+    }
+
+    fn mirror(&self, w: &WriteFile, spool: &Spool) {
+        w.size.store(spool.size(), Ordering::Release);
+        w.dirty.store(spool.is_dirty(), Ordering::Release);
+        w.mtime.store(nokv_types::now_nanos(), Ordering::Relaxed);
+        w.changed.store(
+            self.change_seq.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        match &*self.file(fh)? {
+            OpenFile::Read(r) => {
+                let Some(body) = &r.body else {
+                    return Ok(Bytes::new());
+                };
+                self.read_pinned(r, body, offset, size).await
+            }
+            OpenFile::Write(w) => {
+                let spool = w.spool.lock().await;
+                spool.read(&self.client, offset, u64::from(size)).await
+            }
+        }
+    }
+
+    /// A read of the generation a read handle pinned: blocks a readahead
+    /// fetched come from the handle, others through the block cache.
+    async fn read_pinned(
+        &self,
+        r: &ReadFile,
+        body: &Body,
+        offset: u64,
+        size: u32,
+    ) -> Result<Bytes> {
+        use futures::FutureExt;
+        let end = offset.saturating_add(u64::from(size)).min(body.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let bs = u64::from(body.block_size.max(1));
+        let first = (offset / bs) as usize;
+        let last = ((end - 1) / bs) as usize;
+        let ahead = r
+            .readahead
+            .lock()
+            .on_read(offset, u64::from(size), bs, body.blocks.len());
+        let wanted: Vec<(usize, Option<Pending>)> = {
+            let mut map = r.ahead.lock();
+            if let Some((from, count)) = ahead {
+                for i in from..from + count {
+                    if let Some(block) = body.blocks.get(i).copied() {
+                        let task = tokio::spawn(self.client.fetch_block(block));
+                        let fut = async move {
+                            task.await
+                                .map_err(|e| Error::Io(format!("readahead task: {e}")))?
+                        }
+                        .boxed()
+                        .shared();
+                        map.insert(i, fut);
+                    }
+                }
+            }
+            // Blocks behind the reader are done with.
+            let keep = map.split_off(&first);
+            *map = keep;
+            (first..=last).map(|i| (i, map.get(&i).cloned())).collect()
+        };
+        let mut out = bytes::BytesMut::new();
+        for (i, pending) in wanted {
+            let Some(block) = body.blocks.get(i).copied() else {
+                break;
+            };
+            let bytes = match pending {
+                Some(p) => p.await?,
+                None => self.client.fetch_block(block).await?,
+            };
+            let start = body.block_offset(i);
+            let lo = offset.saturating_sub(start).min(bytes.len() as u64) as usize;
+            let hi = (end - start).min(bytes.len() as u64) as usize;
+            if first == last {
+                return Ok(bytes.slice(lo..hi));
+            }
+            out.extend_from_slice(&bytes[lo..hi]);
+        }
+        Ok(out.freeze())
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let file = self.file(fh)?;
+        let OpenFile::Write(w) = &*file else {
+            return Err(Error::InvalidArgument(format!(
+                "file handle {fh} is not open for writing"
+            )));
+        };
+        let mut spool = w.spool.lock().await;
+        let offset = if w.append { spool.size() } else { offset };
+        spool.write(&self.client, offset, data).await?;
+        self.mirror(w, &spool);
+        u32::try_from(data.len())
+            .map_err(|_| Error::InvalidArgument("write larger than 4 GiB".into()))
+    }
+
+    /// True when closing `fh` has nothing to publish (a read handle, or a
+    /// write handle with no unpublished writes), so the adapter can
+    /// answer flush without a trip through the runtime.
+    pub fn is_clean(&self, fh: u64) -> bool {
+        match self.files.lock().get(&fh).map(|f| &**f) {
+            Some(OpenFile::Write(w)) => !w.dirty.load(Ordering::Acquire),
+            _ => true,
+        }
+    }
+
+    /// Closes `fh` at once if it has nothing to publish; false (and
+    /// nothing done) otherwise.
+    pub fn release_if_clean(&self, fh: u64) -> bool {
+        let mut files = self.files.lock();
+        let clean = match files.get(&fh).map(|f| &**f) {
+            Some(OpenFile::Write(w)) => !w.dirty.load(Ordering::Acquire),
+            _ => true,
+        };
+        if clean {
+            files.remove(&fh);
+        }
+        clean
+    }
+
+    /// Publishes the handle's unpublished writes (flush, fsync).
+    pub async fn flush(&self, fh: u64) -> Result<()> {
+        let file = self.file(fh)?;
+        if let OpenFile::Write(w) = &*file {
+            self.publish(w).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, w: &WriteFile) -> Result<()> {
+        let mut spool = w.spool.lock().await;
+        if !spool.is_dirty() {
+            return Ok(());
+        }
+        let published = spool.publish(&self.client, w.ino).await;
+        w.dirty.store(spool.is_dirty(), Ordering::Release);
+        published.map(|_| ())
+    }
+
+    /// Closes a handle, publishing what it has not published yet. A file
+    /// removed while open has nowhere to publish: its writes are dropped,
+    /// as on a local disk.
+    pub async fn release(&self, fh: u64) -> Result<()> {
+        let file = self.files.lock().remove(&fh);
+        let Some(file) = file else {
+            return Ok(());
+        };
+        if let OpenFile::Write(w) = &*file {
+            match self.publish(w).await {
+                Ok(()) => {}
+                Err(Error::NotFound(_)) => {
+                    tracing::debug!("inode {} was removed while open: writes dropped", w.ino)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes every handle's unpublished writes (before an unmount).
+    /// Returns how many handles failed to publish.
+    pub async fn flush_all(&self) -> usize {
+        let files: Vec<_> = self.files.lock().values().cloned().collect();
+        let mut failed = 0;
+        for f in files {
+            if let OpenFile::Write(w) = &*f {
+                match self.publish(w).await {
+                    Ok(()) | Err(Error::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::error!("inode {}: unpublished writes lost: {e}", w.ino);
+                        failed += 1;
+                    }
+                }
+            }
+        }
+        failed
+    }
+
+    // ---- directories ----
+
+    pub fn opendir(&self, ino: u64) -> u64 {
+        let fh = self.fh();
+        let dir = DirHandle {
+            ino,
+            entries: tokio::sync::Mutex::new(None),
+        };
+        self.dirs.lock().insert(fh, Arc::new(dir));
+        fh
+    }
+
+    /// The directory's entries (with attributes), listed once per open
+    /// handle so kernel offsets stay stable while it is read.
+    pub async fn readdir(&self, fh: u64) -> Result<Arc<Vec<DirEntryPlus>>> {
+        let dir =
+            self.dirs.lock().get(&fh).cloned().ok_or_else(|| {
+                Error::InvalidArgument(format!("directory handle {fh} is not open"))
+            })?;
+        let mut entries = dir.entries.lock().await;
+        if let Some(e) = &*entries {
+            return Ok(e.clone());
+        }
+        let mut all = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .client
+                .list_ino(dir.ino, after.as_deref(), 4096)
+                .await?;
+            all.extend(page.entries.into_iter().map(|mut e| {
+                e.attr = self.overlay(e.attr);
+                e
+            }));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let all = Arc::new(all);
+        *entries = Some(all.clone());
+        Ok(all)
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().remove(&fh);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+//! The core's behaviour without a kernel: spooled writes publish on
+//! flush/close, readers see published generations only, O_TRUNC,
+//! O_APPEND, sparse writes, truncation, block reuse, last close wins.
+
+use nokv_client::{Client, ClientOptions, Durability, InitOptions, ObjectLocation, Owner, SetAttr};
+
+use super::{FsCore, FsOptions, OpenIntent};
+
+const BS: u32 = 64 * 1024;
+const ROOT: u64 = 1;
+
+struct T {
+    _dir: tempfile::TempDir,
+    core: FsCore,
+    client: Client,
+}
+
+async fn core() -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("vol");
+    let mut init = InitOptions::new(ObjectLocation::Local {
+        root: dir.path().join("blocks"),
+    });
+    init.block_size = BS;
+    let opts = ClientOptions {
+        durability: Durability::Async,
+        ..ClientOptions::default()
+    };
+    let client = Client::init(&home, init, opts).await.unwrap();
+    let fs = FsOptions {
+        spool_dir: dir.path().join("spool"),
+        ..FsOptions::default()
+    };
+    let core = FsCore::new(client.clone(), fs).unwrap();
+    T {
+        _dir: dir,
+        core,
+        client,
+    }
+}
+
+fn owner() -> Owner {
+    Owner {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    }
+}
+
+const W: OpenIntent = OpenIntent {
+    write: true,
+    append: false,
+    truncate: false,
+};
+const R: OpenIntent = OpenIntent {
+    write: false,
+    append: false,
+    truncate: false,
+};
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect()
+}
+
+async fn read_all(t: &T, ino: u64) -> Vec<u8> {
+    let fh = t.core.open(ino, R).await.unwrap();
+    let size = t.core.getattr(ino).await.unwrap().size;
+    let out = t.core.read(fh, 0, size as u32 + 10).await.unwrap().to_vec();
+    t.core.release(fh).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_private_until_flush_then_one_generation() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"f", owner(), true, W).await.unwrap();
+    let body = data(3 * BS as usize + 100, 1);
+    for (i, chunk) in body.chunks(10_000).enumerate() {
+        t.core.write(fh, (i * 10_000) as u64, chunk).await.unwrap();
+    }
+    // stat during the write shows the writer's size; readers see gen 0.
+    assert_eq!(
+        t.core.getattr(attr.ino).await.unwrap().size,
+        body.len() as u64
+    );
+    assert_eq!(t.client.getattr(attr.ino).await.unwrap().generation, 0);
+    assert!(read_all(&t, attr.ino).await.is_empty());
+    // The writer reads its own bytes.
+    let back = t.core.read(fh, 5, 20).await.unwrap();
+    assert_eq!(&back[..], &body[5..25]);
+    t.core.flush(fh).await.unwrap();
+    let a = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!((a.generation, a.size), (1, body.len() as u64));
+    // A clean handle publishes nothing more at close.
+    t.core.release(fh).await.unwrap();
+    assert_eq!(t.client.getattr(attr.ino).await.unwrap().generation, 1);
+    assert_eq!(read_all(&t, attr.ino).await, body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_change_reuses_the_unchanged_blocks() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"big", owner(), true, W).await.unwrap();
+    let mut body = data(8 * BS as usize, 2);
+    t.core.write(fh, 0, &body).await.unwrap();
+    t.core.release(fh).await.unwrap();
+    let (_, before) = t.client.body_ino(attr.ino).await.unwrap();
+
+    // Rewrite 10 bytes in block 5 through a new handle.
+    let fh = t.core.open(attr.ino, W).await.unwrap();
+    let at = 5 * BS as usize + 17;
+    t.core.write(fh, at as u64, b"0123456789").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    body[at..at + 10].copy_from_slice(b"0123456789");
+    let (a, after) = t.client.body_ino(attr.ino).await.unwrap();
+    assert_eq!(a.generation, 2);
+    let same: Vec<bool> = before
+        .blocks
+        .iter()
+        .zip(&after.blocks)
+        .map(|(x, y)| x == y)
+        .collect();
+    assert_eq!(
+        same,
+        [true, true, true, true, true, false, true, true],
+        "only the changed block is new"
+    );
+    assert_eq!(read_all(&t, attr.ino).await, body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunc_append_sparse_and_truncate() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"f", owner(), true, W).await.unwrap();
+    t.core
+        .write(fh, 0, &data(2 * BS as usize, 3))
+        .await
+        .unwrap();
+    t.core.release(fh).await.unwrap();
+    let ino = attr.ino;
+
+    // O_TRUNC with nothing written still publishes the empty file.
+    let trunc = OpenIntent {
+        truncate: true,
+        ..W
+    };
+    let fh = t.core.open(ino, trunc).await.unwrap();
+    assert_eq!(t.core.getattr(ino).await.unwrap().size, 0);
+    t.core.release(fh).await.unwrap();
+    let a = t.client.getattr(ino).await.unwrap();
+    assert_eq!((a.size, a.generation), (0, 2));
+
+    // O_APPEND ignores the offset.
+    let append = OpenIntent { append: true, ..W };
+    for part in [&b"abc"[..], b"def"] {
+        let fh = t.core.open(ino, append).await.unwrap();
+        t.core.write(fh, 0, part).await.unwrap();
+        t.core.release(fh).await.unwrap();
+    }
+    assert_eq!(read_all(&t, ino).await, b"abcdef");
+
+    // Sparse: a write far past the end leaves zeros between.
+    let fh = t.core.open(ino, W).await.unwrap();
+    let far = 3 * BS as u64 + 5;
+    t.core.write(fh, far, b"Z").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    let got = read_all(&t, ino).await;
+    assert_eq!(got.len() as u64, far + 1);
+    assert_eq!(&got[..6], b"abcdef");
+    assert!(got[6..far as usize].iter().all(|&b| b == 0));
+    assert_eq!(got[far as usize], b'Z');
+
+    // Shrink then grow through one handle: the cut bytes never return.
+    let fh = t.core.open(ino, W).await.unwrap();
+    t.core
+        .setattr(
+            ino,
+            Some(fh),
+            SetAttr {
+                size: Some(2),
+                ..SetAttr::default()
+            },
+        )
+        .await
+        .unwrap();
+    t.core
+        .setattr(
+            ino,
+            Some(fh),
+            SetAttr {
+                size: Some(10),
+                ..SetAttr::default()
+            },
+        )
+        .await
+        .unwrap();
+    t.core.release(fh).await.unwrap();
+    assert_eq!(read_all(&t, ino).await, b"ab\0\0\0\0\0\0\0\0");
+
+    // truncate(path) without a handle publishes right away.
+    t.core
+        .setattr(
+            ino,
+            None,
+            SetAttr {
+                size: Some(BS as u64 + 1),
+                ..SetAttr::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got = read_all(&t, ino).await;
+    assert_eq!(got.len(), BS as usize + 1);
+    assert_eq!(&got[..2], b"ab");
+    assert!(got[2..].iter().all(|&b| b == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_close_wins_and_readers_keep_their_generation() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"f", owner(), true, W).await.unwrap();
+    t.core.write(fh, 0, b"original").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    let ino = attr.ino;
+
+    let reader = t.core.open(ino, R).await.unwrap();
+    let a = t.core.open(ino, W).await.unwrap();
+    let b = t.core.open(ino, W).await.unwrap();
+    t.core.write(a, 0, b"AAAAAAAAAAAA").await.unwrap();
+    t.core.write(b, 0, b"BB").await.unwrap();
+    t.core.release(b).await.unwrap();
+    t.core.release(a).await.unwrap();
+    // a closed last: its whole view wins (not a merge).
+    assert_eq!(read_all(&t, ino).await, b"AAAAAAAAAAAA");
+    // The reader opened before both still reads its generation.
+    assert_eq!(&t.core.read(reader, 0, 100).await.unwrap()[..], b"original");
+    t.core.release(reader).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_over_an_open_file_and_unlink_while_open() {
+    let t = core().await;
+    let (old, fh) = t
+        .core
+        .create(ROOT, b"target", owner(), true, W)
+        .await
+        .unwrap();
+    t.core.write(fh, 0, b"old bytes").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    let reader = t.core.open(old.ino, R).await.unwrap();
+    let (new, fh) = t.core.create(ROOT, b"tmp", owner(), true, W).await.unwrap();
+    t.core.write(fh, 0, b"new bytes!").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    t.core
+        .rename(ROOT, b"tmp", ROOT, b"target", false)
+        .await
+        .unwrap();
+    assert_eq!(t.core.lookup(ROOT, b"target").await.unwrap().ino, new.ino);
+    assert_eq!(
+        &t.core.read(reader, 0, 100).await.unwrap()[..],
+        b"old bytes"
+    );
+    t.core.release(reader).await.unwrap();
+
+    // RENAME_NOREPLACE refuses an existing target.
+    let (_, fh) = t
+        .core
+        .create(ROOT, b"other", owner(), true, W)
+        .await
+        .unwrap();
+    t.core.release(fh).await.unwrap();
+    let e = t
+        .core
+        .rename(ROOT, b"other", ROOT, b"target", true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.errno(), libc::EEXIST);
+
+    // A file removed while open for writing: close drops the writes.
+    let fh = t.core.open(new.ino, W).await.unwrap();
+    t.core.write(fh, 0, b"lost").await.unwrap();
+    t.core.unlink(ROOT, b"target").await.unwrap();
+    t.core.release(fh).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_all_publishes_every_dirty_handle() {
+    let t = core().await;
+    let mut inos = Vec::new();
+    for name in [&b"a"[..], b"b", b"c"] {
+        let (attr, fh) = t.core.create(ROOT, name, owner(), true, W).await.unwrap();
+        t.core.write(fh, 0, name).await.unwrap();
+        inos.push(attr.ino);
+    }
+    assert_eq!(t.core.flush_all().await, 0);
+    for (ino, name) in inos.iter().zip([&b"a"[..], b"b", b"c"]) {
+        assert_eq!(t.client.read_ino(*ino).await.unwrap().as_ref(), name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_list_once_per_handle_and_read_only_refuses_changes() {
+    let t = core().await;
+    for i in 0..50 {
+        t.core
+            .mkdir(ROOT, format!("d{i:02}").as_bytes(), owner())
+            .await
+            .unwrap();
+    }
+    let fh = t.core.opendir(ROOT);
+    let first = t.core.readdir(fh).await.unwrap();
+    t.core.mkdir(ROOT, b"late", owner()).await.unwrap();
+    let again = t.core.readdir(fh).await.unwrap();
+    assert_eq!(first.len(), 50);
+    assert_eq!(again.len(), 50, "offsets stay stable within one handle");
+    t.core.releasedir(fh);
+
+    let ro = FsCore::new(
+        t.client.clone(),
+        FsOptions {
+            read_only: true,
+            spool_dir: std::env::temp_dir(),
+            ..FsOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(ro.mkdir(ROOT, b"x", owner()).await.is_err());
+    assert!(ro.open(2, W).await.is_err());
+}
