@@ -327,4 +327,11 @@ pub struct MountArgs {
     /// Kernel request reader threads
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Mount this snapshot, read-only (its pinned directory is the root)
+    #[arg(long, value_name = "NAME")]
+    pub snapshot: Option<String>,
+    /// Seconds between background GC passes of an embedded mount (0:
+    /// none; with --server, the server collects garbage)
+    #[arg(long, default_value_t = 60)]
+    pub gc_interval: u64,
 }

@@ -31,23 +31,37 @@ pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
     let info = client.info().await?;
     let opts = MountOptions {
         mountpoint: args.mountpoint.clone(),
-        read_only: args.read_only,
+        read_only: args.read_only || args.snapshot.is_some(),
         ttl: Duration::from_secs_f64(ttl),
         invalidate: remote,
         fs: FsOptions {
             read_only: args.read_only,
             spool_dir: args.spool_dir.unwrap_or_else(std::env::temp_dir),
             readahead_blocks: args.readahead_blocks,
+            snapshot: args.snapshot.clone(),
         },
         threads: args.threads,
         fsname: format!("nokv:{}", info.volume_id),
     };
+    // An embedded mount holds the volume: it drains the GC queue itself
+    // (the server does it for --server mounts).
+    let gc = (!remote && args.gc_interval > 0).then(|| {
+        tokio::spawn(
+            client
+                .clone()
+                .gc_worker(Duration::from_secs(args.gc_interval)),
+        )
+    });
     let shown = args.mountpoint.display().to_string();
     let volume = info.volume_id.clone();
     let report = nokv_fuse::serve(client.clone(), opts, stop, move || {
         println!("mounted volume {volume} at {shown}");
     })
-    .await?;
+    .await;
+    if let Some(gc) = gc {
+        gc.abort();
+    }
+    let report = report?;
     if !remote {
         if let Err(e) = client.checkpoint().await {
             tracing::warn!("checkpoint after unmount: {e}");

@@ -607,3 +607,95 @@ fn mount_errors_and_read_only() {
     assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
     ro.stop();
 }
+
+/// `mount --snapshot NAME` shows the snapshot's tree exactly, read-only,
+/// while a live mount of the same server changes everything.
+#[test]
+fn a_snapshot_mount_is_a_frozen_read_only_tree() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, true);
+    let live = v.mount("live", &[]);
+    let want = v.tmp.join("want");
+    sh(&format!(
+        "set -e; mkdir -p {w}/sub; head -c 700000 /dev/urandom > {w}/sub/big; \
+         echo hello > {w}/a; ln -s sub/big {w}/link; cp -a {w} {l}",
+        w = want.display(),
+        l = live.path("ds").display()
+    ));
+    v.ok(&["snapshot", "create", "/ds", "--name", "v1"]);
+    sh(&format!(
+        "set -e; echo changed > {l}/a; rm {l}/sub/big; mv {l}/sub {l}/moved; echo new > {l}/new",
+        l = live.path("ds").display()
+    ));
+
+    let snap = v.mount("snap", &["--snapshot", "v1"]);
+    // The whole tree, bytes and symlink included, is the one snapshotted.
+    sh(&format!(
+        "diff -r {} {}",
+        want.display(),
+        snap.dir.display()
+    ));
+    assert_eq!(
+        std::fs::read_link(snap.path("link")).unwrap(),
+        Path::new("sub/big")
+    );
+    assert!(!snap.path("new").exists());
+    let e = std::fs::write(snap.path("x"), "x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    let e = std::fs::remove_file(snap.path("a")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    // The live mount shows the changes.
+    assert_eq!(
+        std::fs::read_to_string(live.path("ds/a")).unwrap(),
+        "changed\n"
+    );
+    assert!(live.path("ds/moved").is_dir());
+    snap.stop();
+    live.stop();
+
+    // An unknown snapshot is a clear error and mounts nothing.
+    let dir = v.mountpoint("none");
+    let out = v.run(&["mount", dir.to_str().unwrap(), "--snapshot", "nope"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("snapshot nope"), "{err}");
+    assert!(!mounted(&dir));
+}
+
+/// An embedded mount collects garbage itself: the blocks of a file
+/// removed through the mount go away without anyone running `gc`.
+#[test]
+fn an_embedded_mount_collects_garbage_in_the_background() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, false);
+    let blocks = |v: &Vol| {
+        sh(&format!(
+            "find {} -type f | wc -l",
+            v.home.join("blocks").display()
+        ))
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+    };
+    let m = v.mount("mnt", &["--gc-interval", "1"]);
+    sh(&format!(
+        "head -c 600000 /dev/urandom > {}",
+        m.path("f").display()
+    ));
+    eventually(
+        "the file's blocks are stored",
+        Duration::from_secs(10),
+        || blocks(&v) == 3,
+    );
+    std::fs::remove_file(m.path("f")).unwrap();
+    eventually(
+        "the mount's GC deletes them",
+        Duration::from_secs(20),
+        || blocks(&v) == 0,
+    );
+    m.stop();
+}

@@ -177,6 +177,29 @@ impl SnapshotReader {
         expect_reply!(reply, "list_ino", MetaReply::Page(p) => p)
     }
 
+    /// Attributes of `name` in directory inode `parent` at the snapshot.
+    pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        let reply = self
+            .call(MetaOp::Lookup {
+                parent,
+                name: name.to_vec(),
+            })
+            .await?;
+        expect_reply!(reply, "lookup", MetaReply::Attr(a) => a)
+    }
+
+    /// Attributes of inode `ino` at the snapshot.
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        let reply = self.call(MetaOp::GetAttr { ino }).await?;
+        expect_reply!(reply, "getattr", MetaReply::Attr(a) => a)
+    }
+
+    /// Target of symlink inode `ino` at the snapshot.
+    pub async fn readlink_ino(&self, ino: u64) -> Result<Vec<u8>> {
+        let reply = self.call(MetaOp::ReadlinkIno { ino }).await?;
+        expect_reply!(reply, "readlink_ino", MetaReply::Target(t) => t)
+    }
+
     /// Attributes and manifest of file inode `ino` at the snapshot.
     pub async fn body_ino(&self, ino: u64) -> Result<(Attr, Body)> {
         let reply = self.call(MetaOp::BodyIno { ino }).await?;

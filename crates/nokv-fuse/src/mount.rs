@@ -157,7 +157,9 @@ where
     let mountpoint = check_mountpoint(&opts.mountpoint)?;
     let mut fs_opts = opts.fs.clone();
     fs_opts.read_only |= opts.read_only;
-    let core = Arc::new(FsCore::new(client.clone(), fs_opts)?);
+    let read_only = fs_opts.read_only || fs_opts.snapshot.is_some();
+    let snapshot_mount = fs_opts.snapshot.is_some();
+    let core = Arc::new(FsCore::start(client.clone(), fs_opts).await?);
     let fs = NokvFs::new(core.clone(), tokio::runtime::Handle::current(), opts.ttl);
 
     let mut config = fuser::Config::default();
@@ -166,7 +168,7 @@ where
         fuser::MountOption::Subtype("nokv".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoAtime,
-        if opts.read_only {
+        if read_only {
             fuser::MountOption::RO
         } else {
             fuser::MountOption::RW
@@ -197,8 +199,8 @@ where
     tracing::info!("mounted at {}", mountpoint.display());
     on_mounted();
 
-    let invalidator = opts
-        .invalidate
+    // A snapshot never changes: nothing to invalidate.
+    let invalidator = (opts.invalidate && !snapshot_mount)
         .then(|| tokio::spawn(crate::invalidate::follow(client.clone(), notifier)));
 
     let signalled = tokio::select! {

@@ -479,6 +479,9 @@ fn read_at(vol: &Volume, snap: &str, op: MetaOp) -> Result<MetaReply> {
             let (attr, body) = vol.body_ino_at(snap, ino)?;
             MetaReply::Body { attr, body }
         }
+        MetaOp::Lookup { parent, name } => MetaReply::Attr(vol.lookup_at(snap, parent, &name)?),
+        MetaOp::GetAttr { ino } => MetaReply::Attr(vol.getattr_at(snap, ino)?),
+        MetaOp::ReadlinkIno { ino } => MetaReply::Target(vol.readlink_ino_at(snap, ino)?),
         other => {
             return Err(Error::InvalidArgument(format!(
                 "{} cannot run at a snapshot (snapshots are read-only)",

@@ -18,6 +18,7 @@
 //!   with what the writer wrote.
 
 mod readahead;
+mod reads;
 pub mod spool;
 
 use std::collections::HashMap;
@@ -43,6 +44,9 @@ pub struct FsOptions {
     pub spool_dir: PathBuf,
     /// Blocks fetched ahead of a sequential reader.
     pub readahead_blocks: usize,
+    /// Serve this snapshot instead of the live volume (read-only; its
+    /// pinned directory is the root).
+    pub snapshot: Option<String>,
 }
 
 impl Default for FsOptions {
@@ -51,6 +55,7 @@ impl Default for FsOptions {
             read_only: false,
             spool_dir: std::env::temp_dir(),
             readahead_blocks: 16,
+            snapshot: None,
         }
     }
 }
@@ -99,6 +104,7 @@ struct DirHandle {
 /// The mount's filesystem, by inode.
 pub struct FsCore {
     client: Client,
+    reads: reads::Reads,
     opts: FsOptions,
     next_fh: AtomicU64,
     change_seq: AtomicU64,
@@ -111,11 +117,45 @@ fn read_only() -> Error {
 }
 
 impl FsCore {
+    /// A core over the live volume (`opts.snapshot` must be None; see
+    /// [`FsCore::start`] for snapshots).
     pub fn new(client: Client, opts: FsOptions) -> Result<FsCore> {
+        if opts.snapshot.is_some() {
+            return Err(Error::InvalidArgument(
+                "a snapshot core is made with FsCore::start".into(),
+            ));
+        }
+        let reads = reads::Reads::Live(client.clone());
+        FsCore::with_reads(client, opts, reads)
+    }
+
+    /// A core over the live volume or, with `opts.snapshot`, over that
+    /// snapshot (read-only; its pinned path must be a directory).
+    pub async fn start(client: Client, mut opts: FsOptions) -> Result<FsCore> {
+        let Some(name) = opts.snapshot.clone() else {
+            return FsCore::new(client, opts);
+        };
+        let reader = client.at_snapshot(&name);
+        let root = reader.stat("/").await?;
+        if root.kind != FileKind::Dir {
+            return Err(Error::NotADirectory(format!(
+                "snapshot {name} pins a file; only a directory snapshot can be mounted"
+            )));
+        }
+        opts.read_only = true;
+        let reads = reads::Reads::Snapshot {
+            reader,
+            root: root.ino,
+        };
+        FsCore::with_reads(client, opts, reads)
+    }
+
+    fn with_reads(client: Client, opts: FsOptions, reads: reads::Reads) -> Result<FsCore> {
         std::fs::create_dir_all(&opts.spool_dir)
             .map_err(|e| Error::Io(format!("spool directory {}: {e}", opts.spool_dir.display())))?;
         Ok(FsCore {
             client,
+            reads,
             opts,
             next_fh: AtomicU64::new(1),
             change_seq: AtomicU64::new(1),
@@ -179,11 +219,11 @@ impl FsCore {
     // ---- names and attributes ----
 
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
-        Ok(self.overlay(self.client.lookup(parent, name).await?))
+        Ok(self.overlay(self.reads.lookup(parent, name).await?))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        Ok(self.overlay(self.client.getattr(ino).await?))
+        Ok(self.overlay(self.reads.getattr(ino).await?))
     }
 
     /// chmod / chown / utimens / truncate. A size change through a write
@@ -248,7 +288,7 @@ impl FsCore {
     }
 
     pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
-        self.client.readlink_ino(ino).await
+        self.reads.readlink(ino).await
     }
 
     pub async fn mkdir(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
@@ -341,7 +381,7 @@ impl FsCore {
         if intent.write || intent.truncate {
             self.writable()?;
         }
-        let attr = self.client.getattr(ino).await?;
+        let attr = self.reads.getattr(ino).await?;
         self.open_attr(&attr, intent).await
     }
 
@@ -358,7 +398,7 @@ impl FsCore {
         }
         let needs_body = attr.generation > 0 && !(intent.write && intent.truncate);
         let body = if needs_body {
-            Some(self.client.body_ino(attr.ino).await?.1)
+            Some(self.reads.body(attr.ino).await?.1)
         } else {
             None
         };
@@ -599,10 +639,7 @@ impl FsCore {
         let mut all = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let page = self
-                .client
-                .list_ino(dir.ino, after.as_deref(), 4096)
-                .await?;
+            let page = self.reads.list(dir.ino, after.as_deref(), 4096).await?;
             all.extend(page.entries.into_iter().map(|mut e| {
                 e.attr = self.overlay(e.attr);
                 e
