@@ -241,9 +241,40 @@ impl BlockStore {
             .await
     }
 
+    /// A block read that failed on the way (a body cut short, bytes
+    /// that do not match their checksum) is fetched again, up to
+    /// `FETCH_ATTEMPTS` times in all: bad bytes are never returned, and a
+    /// flaky link does not fail the read. Status errors were already
+    /// retried by `object_store` and are not repeated here.
     async fn fetch_verified(&self, block: BlockRef) -> Result<Bytes> {
+        const FETCH_ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match self.fetch_once(block).await {
+                Err((e, true)) if attempt < FETCH_ATTEMPTS => {
+                    tracing::warn!(attempt, "block read failed on the way, fetching again: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    attempt += 1;
+                }
+                Err((e, _)) => return Err(e),
+                Ok(bytes) => return Ok(bytes),
+            }
+        }
+    }
+
+    /// One verified fetch; on error also says whether another fetch may
+    /// succeed (corrupt in transit, body cut short).
+    async fn fetch_once(&self, block: BlockRef) -> std::result::Result<Bytes, (Error, bool)> {
         let key = block.object_key();
-        let bytes = self.get_object(&key).await?;
+        let path = object_path(&key).map_err(|e| (e, false))?;
+        let fetched = async { self.inner.store.get(&path).await?.bytes().await }.await;
+        let bytes = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                let again = crate::errors::broken_in_transit(&e);
+                return Err((block_error(&key, e), again));
+            }
+        };
         if bytes.len() as u64 != block.len as u64 {
             tracing::warn!(
                 key,
@@ -251,11 +282,11 @@ impl BlockStore {
                 actual = bytes.len(),
                 "block has the wrong length"
             );
-            return Err(Error::ChecksumMismatch { key });
+            return Err((Error::ChecksumMismatch { key }, true));
         }
-        if hash::digest(bytes.clone()).await? != block.checksum {
+        if hash::digest(bytes.clone()).await.map_err(|e| (e, false))? != block.checksum {
             tracing::warn!(key, "block checksum mismatch");
-            return Err(Error::ChecksumMismatch { key });
+            return Err((Error::ChecksumMismatch { key }, true));
         }
         Ok(bytes)
     }
