@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz smoke run: builds every cargo-fuzz target in fuzz/ once, then
-# runs each for NOKV_FUZZ_SECS seconds (default 10) and prints how many
+# runs each for NOKV_FUZZ_SECS seconds (default 8) and prints how many
 # inputs each executed. Fails on the first crash (the input is left in
 # fuzz/artifacts/<target>/). Long runs: see docs/reliability.md.
 #
@@ -10,7 +10,7 @@
 # add AddressSanitizer (the cargo-fuzz default).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-secs="${NOKV_FUZZ_SECS:-10}"
+secs="${NOKV_FUZZ_SECS:-8}"
 export RUSTC_BOOTSTRAP=1
 export PATH="$HOME/.cargo/bin:$PATH"
 # The fuzz workspace has its own target dir (instrumented builds).
@@ -21,11 +21,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-cargo fuzz build -s none
+cargo fuzz build -s none --debug-assertions
 total=0
 for target in $(cargo fuzz list); do
     log="$(mktemp)"
-    if ! cargo fuzz run -s none "$target" -- -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
+    if ! cargo fuzz run -s none --debug-assertions "$target" -- -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log"
         echo "fuzz target $target FAILED (see fuzz/artifacts/$target/)"
         rm -f "$log"

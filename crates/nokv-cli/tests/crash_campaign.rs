@@ -171,10 +171,11 @@ impl Writer {
         let all: Vec<&String> = self
             .model
             .iter()
-            .filter(|(_, n)| match (n, kind) {
-                (Node::Dir, FileKind::Dir) => true,
-                (Node::File(_), FileKind::File) => true,
-                _ => false,
+            .filter(|(_, n)| {
+                matches!(
+                    (n, kind),
+                    (Node::Dir, FileKind::Dir) | (Node::File(_), FileKind::File)
+                )
             })
             .map(|(p, _)| p)
             .collect();
@@ -601,7 +602,7 @@ async fn server_sigkill_campaign_loses_nothing() {
                 .await
                 .unwrap(),
             model: Tree::new(),
-            rng: Rng::new(seed ^ (id as u64 + 1) * 0x1000_0001),
+            rng: Rng::new(seed ^ ((id as u64 + 1) * 0x1000_0001)),
             names: 0,
             versions: 0,
             acked: 0,
