@@ -384,12 +384,19 @@ impl BlockStore {
             .collect();
         if let Some(root) = &self.inner.local_root {
             // Objects reached through a symlink are not in the store.
-            keys.retain(|(k, _)| match check_local(root, k) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!("listing skips {k}: {e}");
-                    false
+            // Directories are checked once each, then every file itself.
+            let mut dirs: std::collections::HashMap<String, bool> = Default::default();
+            keys.retain(|(k, _)| {
+                let dir = k.rsplit_once('/').map_or("", |(d, _)| d);
+                let dir_ok = *dirs
+                    .entry(dir.to_string())
+                    .or_insert_with(|| check_local(root, dir).is_ok());
+                let file_is_link = std::fs::symlink_metadata(root.join(k))
+                    .is_ok_and(|m| m.file_type().is_symlink());
+                if !dir_ok || file_is_link {
+                    tracing::warn!("listing skips {k}: it is reached through a symlink");
                 }
+                dir_ok && !file_is_link
             });
         }
         keys.sort();
