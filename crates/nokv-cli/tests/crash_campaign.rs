@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nokv_client::{
@@ -160,6 +161,8 @@ struct Writer {
     acked: u64,
     /// The op that failed when the server died: committed or not.
     in_doubt: Option<Op>,
+    /// What the writer is doing now (for a watchdog report).
+    doing: Arc<Mutex<String>>,
 }
 
 impl Writer {
@@ -247,6 +250,7 @@ impl Writer {
     async fn run_until_failure(mut self) -> Writer {
         loop {
             let op = self.next_op();
+            *self.doing.lock().unwrap() = format!("{op:?}").chars().take(200).collect();
             match op.run(&self.client).await {
                 Ok(()) => {
                     self.model = op.apply(&self.model);
@@ -494,6 +498,18 @@ impl Drop for Served {
     }
 }
 
+/// Waits until the restarted server answers (the client's channel
+/// notices the old connection is gone and dials again).
+async fn wait_ready(c: &Client) {
+    for _ in 0..100 {
+        if c.info().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.info().await.expect("the restarted server answers");
+}
+
 fn init_volume(home: &Path, env: &S3Env, prefix: &str) {
     let out = Command::new(bin())
         .args(["init", "--object-backend", "s3", "--block-size"])
@@ -607,12 +623,14 @@ async fn server_sigkill_campaign_loses_nothing() {
             versions: 0,
             acked: 0,
             in_doubt: None,
+            doing: Arc::new(Mutex::new(String::new())),
         });
     }
     let mut rng = Rng::new(seed);
     let mut replay = Replay::default();
     let (mut committed, mut not_committed) = (0u64, 0u64);
     let started = Instant::now();
+    let writers_doing: Vec<Arc<Mutex<String>>> = writers.iter().map(|w| w.doing.clone()).collect();
     for round in 0..kills {
         let tasks: Vec<_> = writers
             .drain(..)
@@ -621,10 +639,26 @@ async fn server_sigkill_campaign_loses_nothing() {
         // Let the writers run, then kill the server wherever it is.
         tokio::time::sleep(Duration::from_millis(20 + rng.below(200))).await;
         server.kill();
-        for t in tasks {
-            writers.push(t.await.unwrap());
+        let doing: Vec<_> = writers_doing.clone();
+        for (i, t) in tasks.into_iter().enumerate() {
+            // A writer must notice a dead server quickly, never hang.
+            match tokio::time::timeout(Duration::from_secs(120), t).await {
+                Ok(w) => writers.push(w.unwrap()),
+                Err(_) => panic!(
+                    "round {round}: writer {i} still busy 120 s after the kill: {}",
+                    doing[i].lock().unwrap()
+                ),
+            }
+        }
+        if (round + 1) % 50 == 0 {
+            eprintln!(
+                "{} kills survived ({:.0} s)",
+                round + 1,
+                started.elapsed().as_secs_f64()
+            );
         }
         server.start();
+        wait_ready(&verifier).await;
         for w in writers.iter_mut() {
             match settle(w, &verifier).await {
                 Some(true) => committed += 1,
