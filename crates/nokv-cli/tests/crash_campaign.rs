@@ -641,11 +641,12 @@ async fn server_sigkill_campaign_loses_nothing() {
         server.kill();
         let doing: Vec<_> = writers_doing.clone();
         for (i, t) in tasks.into_iter().enumerate() {
-            // A writer must notice a dead server quickly, never hang.
-            match tokio::time::timeout(Duration::from_secs(120), t).await {
+            // A writer must notice a dead server, never hang (an RPC
+            // gives up after 60 s at most).
+            match tokio::time::timeout(Duration::from_secs(150), t).await {
                 Ok(w) => writers.push(w.unwrap()),
                 Err(_) => panic!(
-                    "round {round}: writer {i} still busy 120 s after the kill: {}",
+                    "round {round}: writer {i} still busy 150 s after the kill: {}",
                     doing[i].lock().unwrap()
                 ),
             }
