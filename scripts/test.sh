@@ -74,3 +74,6 @@ cargo nextest run --workspace --no-fail-fast --failure-output final
 
 step "doc tests"
 cargo test --workspace --doc --quiet
+
+step "fuzz smoke (every cargo-fuzz target for a few seconds)"
+bash "$root/scripts/fuzz-smoke.sh"

@@ -75,6 +75,14 @@ pub(crate) async fn discard_upload(client: &Client, upload: u64) {
     }
 }
 
+/// True when a failed publish certainly did not commit: the metadata
+/// layer refused it (a failed check applies nothing). Transport and
+/// engine failures (`Io`, `Metadata`, `Corrupt`) leave the outcome
+/// unknown: the command may have committed before the reply was lost.
+pub(crate) fn publish_refused(e: &Error) -> bool {
+    !matches!(e, Error::Io(_) | Error::Metadata(_) | Error::Corrupt(_))
+}
+
 impl Client {
     /// Publishes the bytes of `reader` as the new content of `path`
     /// (created or replaced). Streams: memory stays bounded whatever the
@@ -198,10 +206,16 @@ impl Client {
                 body,
             }),
             Ok(other) => Err(nokv_meta::unexpected("publish", &other)),
-            Err(e) => {
+            Err(e) if publish_refused(&e) => {
                 discard_upload(self, upload).await;
                 Err(e)
             }
+            // The publish may have committed (the server died or the
+            // connection broke after it ran): its blocks may be
+            // referenced now, so they stay. If it did not commit, the
+            // staging record still covers them and GC collects them
+            // after the deadline.
+            Err(e) => Err(e),
         }
     }
 

@@ -11,6 +11,8 @@ mod bodies;
 mod command;
 mod committer;
 mod engine;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod gcq;
 mod keys;
 mod lock;

@@ -42,9 +42,14 @@ const TOKEN: &str = "TOKEN";
 const META_DIR: &str = "meta";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Marker {
+pub(crate) struct Marker {
     format_version: u32,
     volume_id: String,
+}
+
+/// Parses the `NOKV_VOLUME` marker read from `path`.
+pub(crate) fn parse_marker(path: &Path, text: &[u8]) -> Result<Marker> {
+    serde_json::from_slice(text).map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
 }
 
 /// How to create a volume.
@@ -236,8 +241,7 @@ impl Volume {
             }
             Err(e) => return Err(e.into()),
         };
-        let marker: Marker = serde_json::from_slice(&text)
-            .map_err(|e| Error::Corrupt(format!("{}: {e}", marker_path.display())))?;
+        let marker = parse_marker(&marker_path, &text)?;
         if marker.format_version != FORMAT_VERSION {
             return Err(Error::UnsupportedFormat {
                 found: marker.format_version,

@@ -29,6 +29,26 @@ pub(crate) fn block_error(key: &str, e: object_store::Error) -> Error {
     }
 }
 
+/// True when a read failed while its response was on the way (body cut
+/// short, undecodable): worth one more request. Connect and timeout
+/// failures were already retried by `object_store` itself.
+pub(crate) fn broken_in_transit(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Decode
+                    | HttpErrorKind::Interrupted
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Unknown
+            );
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// What a failed probe most likely means for the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ProbeFailure {

@@ -43,6 +43,8 @@ struct Inner {
     cache: BlockCache,
     /// Human description of the location, for error messages.
     describe: String,
+    /// The root of the local backend: keys must stay inside it.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -56,6 +58,32 @@ impl std::fmt::Debug for BlockStore {
 
 fn object_path(key: &str) -> Result<Path> {
     Path::parse(key).map_err(|e| Error::InvalidArgument(format!("object key {key:?}: {e}")))
+}
+
+/// Refuses a key whose path under the local `root` passes through a
+/// symlink: `object_store`'s local backend follows symlinks, so one
+/// planted inside the root would let reads, writes and deletes (fsck
+/// --delete-leaked) reach files outside it. `..` and absolute keys are
+/// already refused by `Path::parse`.
+fn check_local(root: &std::path::Path, key: &str) -> Result<()> {
+    let mut p = root.to_path_buf();
+    for part in key.split('/').filter(|s| !s.is_empty()) {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::InvalidArgument(format!(
+                    "object key {key:?} passes through the symlink {}; the local block \
+                     directory {} is never left",
+                    p.display(),
+                    root.display()
+                )))
+            }
+            Ok(_) => {}
+            // Nothing below a missing component can be a symlink.
+            Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 fn open_local(root: &std::path::Path) -> Result<Arc<dyn ObjectStore>> {
@@ -158,7 +186,13 @@ impl BlockStore {
             ObjectLocation::S3(s3) => open_s3(s3, creds, &opts)?,
             ObjectLocation::Memory => Arc::new(InMemory::new()) as Arc<dyn ObjectStore>,
         };
-        Ok(BlockStore::from_parts(store, opts, location.describe()))
+        let mut bs = BlockStore::from_parts(store, opts, location.describe());
+        if let ObjectLocation::Local { root } = location {
+            if let Some(inner) = Arc::get_mut(&mut bs.inner) {
+                inner.local_root = Some(root.clone());
+            }
+        }
+        Ok(bs)
     }
 
     /// A fresh in-memory store with default options (tests).
@@ -177,6 +211,7 @@ impl BlockStore {
                 cache: BlockCache::new(opts.cache_bytes),
                 opts,
                 describe,
+                local_root: None,
             }),
         }
     }
@@ -220,10 +255,19 @@ impl BlockStore {
         )))
     }
 
+    /// The object path of `key`, refused if it would leave the local root.
+    fn checked_path(&self, key: &str) -> Result<Path> {
+        let path = object_path(key)?;
+        if let Some(root) = &self.inner.local_root {
+            check_local(root, key)?;
+        }
+        Ok(path)
+    }
+
     /// Writes one object. Block objects are written once and never
     /// overwritten; the key uniqueness comes from the caller.
     pub async fn put_block(&self, key: &str, data: Bytes) -> Result<()> {
-        let path = object_path(key)?;
+        let path = self.checked_path(key)?;
         self.inner
             .store
             .put(&path, PutPayload::from(data))
@@ -241,9 +285,40 @@ impl BlockStore {
             .await
     }
 
+    /// A block read that failed on the way (a body cut short, bytes
+    /// that do not match their checksum) is fetched again, up to
+    /// `FETCH_ATTEMPTS` times in all: bad bytes are never returned, and a
+    /// flaky link does not fail the read. Status errors were already
+    /// retried by `object_store` and are not repeated here.
     async fn fetch_verified(&self, block: BlockRef) -> Result<Bytes> {
+        const FETCH_ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match self.fetch_once(block).await {
+                Err((e, true)) if attempt < FETCH_ATTEMPTS => {
+                    tracing::warn!(attempt, "block read failed on the way, fetching again: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    attempt += 1;
+                }
+                Err((e, _)) => return Err(e),
+                Ok(bytes) => return Ok(bytes),
+            }
+        }
+    }
+
+    /// One verified fetch; on error also says whether another fetch may
+    /// succeed (corrupt in transit, body cut short).
+    async fn fetch_once(&self, block: BlockRef) -> std::result::Result<Bytes, (Error, bool)> {
         let key = block.object_key();
-        let bytes = self.get_object(&key).await?;
+        let path = self.checked_path(&key).map_err(|e| (e, false))?;
+        let fetched = async { self.inner.store.get(&path).await?.bytes().await }.await;
+        let bytes = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                let again = crate::errors::broken_in_transit(&e);
+                return Err((block_error(&key, e), again));
+            }
+        };
         if bytes.len() as u64 != block.len as u64 {
             tracing::warn!(
                 key,
@@ -251,17 +326,17 @@ impl BlockStore {
                 actual = bytes.len(),
                 "block has the wrong length"
             );
-            return Err(Error::ChecksumMismatch { key });
+            return Err((Error::ChecksumMismatch { key }, true));
         }
-        if hash::digest(bytes.clone()).await? != block.checksum {
+        if hash::digest(bytes.clone()).await.map_err(|e| (e, false))? != block.checksum {
             tracing::warn!(key, "block checksum mismatch");
-            return Err(Error::ChecksumMismatch { key });
+            return Err((Error::ChecksumMismatch { key }, true));
         }
         Ok(bytes)
     }
 
     async fn get_object(&self, key: &str) -> Result<Bytes> {
-        let path = object_path(key)?;
+        let path = self.checked_path(key)?;
         let result = self
             .inner
             .store
@@ -274,7 +349,7 @@ impl BlockStore {
     /// Deletes one object; a missing object counts as deleted, so GC can
     /// be re-run after a crash.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        let path = object_path(key)?;
+        let path = self.checked_path(key)?;
         match self.inner.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_error(&format!("deleting {key}"), &e)),
@@ -307,6 +382,23 @@ impl BlockStore {
             .map(|m| (m.location.to_string(), m.size))
             .filter(|(k, _)| k.starts_with(prefix))
             .collect();
+        if let Some(root) = &self.inner.local_root {
+            // Objects reached through a symlink are not in the store.
+            // Directories are checked once each, then every file itself.
+            let mut dirs: std::collections::HashMap<String, bool> = Default::default();
+            keys.retain(|(k, _)| {
+                let dir = k.rsplit_once('/').map_or("", |(d, _)| d);
+                let dir_ok = *dirs
+                    .entry(dir.to_string())
+                    .or_insert_with(|| check_local(root, dir).is_ok());
+                let file_is_link = std::fs::symlink_metadata(root.join(k))
+                    .is_ok_and(|m| m.file_type().is_symlink());
+                if !dir_ok || file_is_link {
+                    tracing::warn!("listing skips {k}: it is reached through a symlink");
+                }
+                dir_ok && !file_is_link
+            });
+        }
         keys.sort();
         Ok(keys)
     }

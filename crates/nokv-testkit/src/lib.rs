@@ -7,8 +7,10 @@
 //! such environment fails with a message saying how to get it: S3 tests
 //! never skip.
 
+mod faults;
 mod garage;
 
+pub use faults::{FaultCounts, FaultPlan, S3FaultProxy, TcpFaultProxy};
 pub use garage::{PrivateGarage, S3Env};
 
 use std::path::Path;

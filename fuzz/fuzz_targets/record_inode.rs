@@ -1,0 +1,3 @@
+#![no_main]
+// The inode record decoder: never panics, and round-trips what it accepts.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| nokv_meta::fuzz_entry::inode(data));
