@@ -381,6 +381,8 @@ impl Replay {
                 }
                 self.tree.extend(moved_nodes);
             }
+            // Snapshots change no path of the live tree.
+            K::SnapshotCreated | K::SnapshotRetired => {}
         }
     }
 

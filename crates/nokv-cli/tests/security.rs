@@ -79,7 +79,7 @@ fn every_op() -> Vec<MetaOp> {
         MetaOp::FinishUpload { upload: 1 },
         MetaOp::Publish {
             path: "/p".into(),
-            body,
+            body: body.clone(),
             upload: 1,
             if_generation: None,
             owner,
@@ -116,6 +116,79 @@ fn every_op() -> Vec<MetaOp> {
             }],
         },
         MetaOp::Checkpoint,
+        MetaOp::SnapshotCreate {
+            path: "/".into(),
+            name: "s".into(),
+        },
+        MetaOp::SnapshotRetire { name: "s".into() },
+        MetaOp::SnapshotList,
+        MetaOp::AtSnapshot {
+            snapshot: "s".into(),
+            op: Box::new(MetaOp::Stat {
+                path: "/".into(),
+                follow: true,
+            }),
+        },
+        MetaOp::PruneHistory {
+            after: None,
+            limit: 10,
+        },
+        MetaOp::Lookup {
+            parent: 1,
+            name: b"f".to_vec(),
+        },
+        MetaOp::GetAttr { ino: 1 },
+        MetaOp::MkdirAt {
+            parent: 1,
+            name: b"d".to_vec(),
+            owner,
+        },
+        MetaOp::CreateAt {
+            parent: 1,
+            name: b"f".to_vec(),
+            owner,
+            exclusive: true,
+        },
+        MetaOp::SymlinkAt {
+            parent: 1,
+            name: b"s".to_vec(),
+            target: b"f".to_vec(),
+            owner,
+        },
+        MetaOp::LinkAt {
+            ino: 2,
+            new_parent: 1,
+            new_name: b"g".to_vec(),
+        },
+        MetaOp::UnlinkAt {
+            parent: 1,
+            name: b"f".to_vec(),
+        },
+        MetaOp::RmdirAt {
+            parent: 1,
+            name: b"d".to_vec(),
+        },
+        MetaOp::RenameAt {
+            parent: 1,
+            name: b"f".to_vec(),
+            new_parent: 1,
+            new_name: b"h".to_vec(),
+            replace: true,
+        },
+        MetaOp::SetAttrIno {
+            ino: 1,
+            change: SetAttr {
+                mode: Some(0o777),
+                ..SetAttr::default()
+            },
+        },
+        MetaOp::ReadlinkIno { ino: 2 },
+        MetaOp::PublishIno {
+            ino: 2,
+            body,
+            upload: 1,
+            if_generation: None,
+        },
     ];
     for op in &ops {
         match op {
@@ -145,7 +218,24 @@ fn every_op() -> Vec<MetaOp> {
             | MetaOp::TrimWatch { .. }
             | MetaOp::ManifestBlocks { .. }
             | MetaOp::GcDone { .. }
-            | MetaOp::Checkpoint => {}
+            | MetaOp::Checkpoint
+            | MetaOp::SnapshotCreate { .. }
+            | MetaOp::SnapshotRetire { .. }
+            | MetaOp::SnapshotList
+            | MetaOp::AtSnapshot { .. }
+            | MetaOp::PruneHistory { .. }
+            | MetaOp::Lookup { .. }
+            | MetaOp::GetAttr { .. }
+            | MetaOp::MkdirAt { .. }
+            | MetaOp::CreateAt { .. }
+            | MetaOp::SymlinkAt { .. }
+            | MetaOp::LinkAt { .. }
+            | MetaOp::UnlinkAt { .. }
+            | MetaOp::RmdirAt { .. }
+            | MetaOp::RenameAt { .. }
+            | MetaOp::SetAttrIno { .. }
+            | MetaOp::ReadlinkIno { .. }
+            | MetaOp::PublishIno { .. } => {}
         }
     }
     ops

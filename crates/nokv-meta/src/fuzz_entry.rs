@@ -96,3 +96,18 @@ pub fn counter(bytes: &[u8]) {
 pub fn marker(bytes: &[u8]) {
     let _ = crate::volume::parse_marker(std::path::Path::new("NOKV_VOLUME"), bytes);
 }
+
+/// Snapshot pin `P ‖ name`.
+pub fn snapshot_pin(bytes: &[u8]) {
+    if let Ok(info) = round_trip::<crate::snapshot::SnapshotInfo>("snapshot", bytes) {
+        let _ = crate::snapshot::validate_snapshot_name(&info.name);
+    }
+}
+
+/// History record `H ‖ key ‖ version`, and the history key itself.
+pub fn history(bytes: &[u8]) {
+    let _ = round_trip::<crate::snapshot::history::HistoryRecord>("history", bytes);
+    if let Some((key, version)) = crate::keys::split_history(bytes) {
+        assert_eq!(crate::keys::history(key, version), bytes);
+    }
+}
