@@ -76,4 +76,4 @@ step "doc tests"
 cargo test --workspace --doc --quiet
 
 step "fuzz smoke (every cargo-fuzz target for a few seconds)"
-bash "$root/scripts/fuzz-smoke.sh"
+NOKV_FUZZ_SECS="${NOKV_FUZZ_SECS:-4}" bash "$root/scripts/fuzz-smoke.sh"
