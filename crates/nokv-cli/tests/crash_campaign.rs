@@ -300,6 +300,37 @@ async fn actual_tree(c: &Client, root: &str) -> Tree {
     tree
 }
 
+/// The tree of snapshot `name` (of `/`), read through the server.
+async fn snapshot_tree(c: &Client, name: &str) -> Tree {
+    let s = c.at_snapshot(name);
+    let mut tree = Tree::new();
+    let mut dirs = vec![String::new()];
+    while let Some(dir) = dirs.pop() {
+        let listed = if dir.is_empty() {
+            "/".to_string()
+        } else {
+            dir.clone()
+        };
+        for e in s.list(&listed).await.unwrap() {
+            let path = format!("{dir}/{}", String::from_utf8_lossy(&e.name));
+            match e.attr.kind {
+                FileKind::Dir => {
+                    tree.insert(path.clone(), Node::Dir);
+                    dirs.push(path);
+                }
+                FileKind::File => {
+                    let bytes = s.read(&path).await.unwrap_or_else(|err| {
+                        panic!("snapshot {name}: {path}: listed but unreadable: {err}")
+                    });
+                    tree.insert(path, Node::File(bytes.to_vec()));
+                }
+                FileKind::Symlink => panic!("{path}: no writer makes symlinks"),
+            }
+        }
+    }
+    tree
+}
+
 /// Checks a writer's subtree against its model and settles the op in
 /// doubt. Returns whether that op had committed.
 async fn settle(w: &mut Writer, verifier: &Client) -> Option<bool> {
@@ -633,6 +664,10 @@ async fn server_sigkill_campaign_loses_nothing() {
     let (mut committed, mut not_committed) = (0u64, 0u64);
     let started = Instant::now();
     let writers_doing: Vec<Arc<Mutex<String>>> = writers.iter().map(|w| w.doing.clone()).collect();
+    // Snapshots of `/` taken between rounds (writers idle) with the tree
+    // each must keep reading, whatever the kills and writes after it.
+    let mut snapshots: Vec<(String, Tree)> = Vec::new();
+    let mut snapshot_checks = 0u64;
     for round in 0..kills {
         let tasks: Vec<_> = writers
             .drain(..)
@@ -676,6 +711,35 @@ async fn server_sigkill_campaign_loses_nothing() {
             report.is_clean() && report.leaked.is_empty(),
             "round {round}: {report:?}"
         );
+        // One live snapshot per round (in turn) still reads exactly its tree.
+        if !snapshots.is_empty() {
+            let (name, want) = &snapshots[round as usize % snapshots.len()];
+            let got = snapshot_tree(&verifier, name).await;
+            assert!(got == *want, "round {round}: snapshot {name} changed");
+            snapshot_checks += 1;
+        }
+        if round % 10 == 0 {
+            if snapshots.len() >= 3 {
+                let (old, _) = snapshots.remove(0);
+                verifier.snapshot_retire(&old).await.unwrap();
+            }
+            let name = format!("k{round}");
+            let mut want = Tree::new();
+            for w in &writers {
+                want.insert(w.root(), Node::Dir);
+                want.extend(actual_tree(&verifier, &w.root()).await);
+            }
+            verifier.snapshot_create("/", &name).await.unwrap();
+            snapshots.push((name, want));
+        }
+    }
+    for (name, want) in snapshots.drain(..) {
+        assert!(
+            snapshot_tree(&verifier, &name).await == want,
+            "snapshot {name} changed"
+        );
+        verifier.snapshot_retire(&name).await.unwrap();
+        snapshot_checks += 1;
     }
     let acked: u64 = writers.iter().map(|w| w.acked).sum();
     let files: Vec<String> = writers
@@ -697,7 +761,8 @@ async fn server_sigkill_campaign_loses_nothing() {
     eprintln!(
         "crash campaign: {kills} server SIGKILLs survived in {:.1}s, {acked} acknowledged ops all present, \
          {} ops in flight at a kill ({committed} had committed, {not_committed} had not), \
-         {} watch events replayed to the namespace, {} files at the end; nothing lost",
+         {} watch events replayed to the namespace, {} files at the end, \
+         {snapshot_checks} snapshot reads exact; nothing lost",
         started.elapsed().as_secs_f64(),
         committed + not_committed,
         replay.events,

@@ -133,6 +133,10 @@ fn every_op() -> Vec<MetaOp> {
             after: None,
             limit: 10,
         },
+        MetaOp::GcQueueAll {
+            after: None,
+            limit: 10,
+        },
         MetaOp::Lookup {
             parent: 1,
             name: b"f".to_vec(),
@@ -224,6 +228,7 @@ fn every_op() -> Vec<MetaOp> {
             | MetaOp::SnapshotList
             | MetaOp::AtSnapshot { .. }
             | MetaOp::PruneHistory { .. }
+            | MetaOp::GcQueueAll { .. }
             | MetaOp::Lookup { .. }
             | MetaOp::GetAttr { .. }
             | MetaOp::MkdirAt { .. }

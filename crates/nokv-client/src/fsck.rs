@@ -106,15 +106,27 @@ impl Client {
         }
         report.referenced_blocks = referenced.len() as u64;
 
-        let reply = self
-            .call(MetaOp::GcQueue {
-                limit: nokv_meta::MAX_PAGE,
-            })
-            .await?;
-        let queued: HashSet<String> = expect_reply!(reply, "gc_queue", MetaReply::Gc(g) => g)?
-            .iter()
-            .flat_map(|e| e.blocks.iter().map(|b| b.object_key()))
-            .collect();
+        // The whole queue, page by page: blocks kept for live snapshots
+        // are queued (owned), not leaked.
+        let mut queued: HashSet<String> = HashSet::new();
+        let mut after = None;
+        loop {
+            let reply = self
+                .call(MetaOp::GcQueueAll {
+                    after,
+                    limit: nokv_meta::MAX_PAGE,
+                })
+                .await?;
+            let page = expect_reply!(reply, "gc_queue_all", MetaReply::Gc(g) => g)?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.id);
+            queued.extend(
+                page.iter()
+                    .flat_map(|e| e.blocks.iter().map(|b| b.object_key())),
+            );
+        }
 
         for (key, len) in &referenced {
             match objects.get(key) {

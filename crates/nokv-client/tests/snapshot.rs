@@ -85,6 +85,11 @@ async fn snapshot_reads_survive_every_change_gc_and_restart(backend: Backend) {
     c.put_tree(&local, "/ds").await.unwrap();
     let gc = c.gc().await.unwrap();
     assert_eq!(gc.live_snapshots, 1);
+    // Blocks kept for the snapshot are queued, not leaked: fsck is clean
+    // and --delete-leaked would delete nothing.
+    let report = c.fsck(false).await.unwrap();
+    assert!(report.is_clean() && report.leaked.is_empty(), "{report:?}");
+    assert!(report.queued_objects >= 5, "{report:?}");
 
     let check = |c: Client| {
         let (a1, b1) = (a1.clone(), b1.clone());

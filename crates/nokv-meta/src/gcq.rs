@@ -28,7 +28,18 @@ pub struct GcEntry {
 /// version `v` holds blocks that were readable at versions below `v`
 /// only, so a snapshot at `s >= v` never reads them.
 pub(crate) fn page(engine: &Engine, limit: usize, floor: Option<u64>) -> Result<Vec<GcEntry>> {
-    let rows = engine.scan(&keys::gc_prefix(), None, limit)?;
+    page_after(engine, None, limit, floor)
+}
+
+/// Like [`page`], starting after entry `after`.
+pub(crate) fn page_after(
+    engine: &Engine,
+    after: Option<GcId>,
+    limit: usize,
+    floor: Option<u64>,
+) -> Result<Vec<GcEntry>> {
+    let after_key = after.map(|id| keys::gc(id.commit_version, id.seq));
+    let rows = engine.scan(&keys::gc_prefix(), after_key.as_deref(), limit)?;
     let mut out = Vec::with_capacity(rows.len());
     for (key, value) in rows {
         let (Some(v), Some(s)) = (key.get(1..9), key.get(9..13)) else {

@@ -155,6 +155,12 @@ pub enum MetaOp {
         after: Option<Vec<u8>>,
         limit: u32,
     },
+    /// A page of the whole GC queue after `after`, entries kept for live
+    /// snapshots included (`GcQueue` stops at the oldest snapshot).
+    GcQueueAll {
+        after: Option<GcId>,
+        limit: u32,
+    },
     // ---- inode-level ops (the FUSE mount works by inode, not path) ----
     /// Attributes of `name` in directory `parent`.
     Lookup {
@@ -271,6 +277,7 @@ impl MetaOp {
                 | MetaOp::BodyIno { .. }
                 | MetaOp::SnapshotList
                 | MetaOp::AtSnapshot { .. }
+                | MetaOp::GcQueueAll { .. }
                 | MetaOp::Lookup { .. }
                 | MetaOp::GetAttr { .. }
                 | MetaOp::ReadlinkIno { .. }
@@ -312,6 +319,7 @@ impl MetaOp {
             MetaOp::SnapshotList => "snapshot_list",
             MetaOp::AtSnapshot { .. } => "at_snapshot",
             MetaOp::PruneHistory { .. } => "prune_history",
+            MetaOp::GcQueueAll { .. } => "gc_queue_all",
             MetaOp::Lookup { .. } => "lookup",
             MetaOp::GetAttr { .. } => "getattr",
             MetaOp::MkdirAt { .. } => "mkdir_at",
@@ -437,6 +445,9 @@ fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
             MetaReply::Blocks { blocks, next }
         }
         MetaOp::SnapshotList => MetaReply::Snapshots(vol.snapshots()),
+        MetaOp::GcQueueAll { after, limit } => {
+            MetaReply::Gc(vol.gc_queue_all(after, limit.clamp(1, MAX_PAGE) as usize)?)
+        }
         MetaOp::AtSnapshot { snapshot, op } => read_at(vol, &snapshot, *op)?,
         MetaOp::Lookup { parent, name } => MetaReply::Attr(vol.lookup(parent, &name)?),
         MetaOp::GetAttr { ino } => MetaReply::Attr(vol.getattr(ino)?),

@@ -579,6 +579,17 @@ impl Volume {
         gcq::page(&self.inner.engine, limit, self.gc_floor())
     }
 
+    /// Up to `limit` entries of the whole GC queue after `after`, the
+    /// ones kept for live snapshots included (fsck: every queued block
+    /// is owned, not leaked).
+    pub fn gc_queue_all(
+        &self,
+        after: Option<gcq::GcId>,
+        limit: usize,
+    ) -> Result<Vec<gcq::GcEntry>> {
+        gcq::page_after(&self.inner.engine, after, limit, None)
+    }
+
     /// Removes GC queue entries whose blocks have been deleted.
     pub fn gc_done(&self, ids: Vec<gcq::GcId>) -> Result<()> {
         self.commit(move |txn, _| {

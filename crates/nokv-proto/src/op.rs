@@ -104,6 +104,10 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
         MetaOp::PruneHistory { after, limit } => {
             P::PruneHistory(pb::PruneHistoryOp { after, limit })
         }
+        MetaOp::GcQueueAll { after, limit } => P::GcQueueAll(pb::GcQueueAllOp {
+            after: after.map(gc_id_to),
+            limit,
+        }),
         MetaOp::Lookup { parent, name } => P::Lookup(pb::LookupOp { parent, name }),
         MetaOp::GetAttr { ino } => P::GetAttr(pb::GetAttrOp { ino }),
         MetaOp::MkdirAt {
@@ -294,6 +298,10 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
         }
         P::PruneHistory(o) => MetaOp::PruneHistory {
             after: o.after,
+            limit: o.limit,
+        },
+        P::GcQueueAll(o) => MetaOp::GcQueueAll {
+            after: o.after.map(|id| gc_id_from(Some(id))).transpose()?,
             limit: o.limit,
         },
         P::Lookup(o) => MetaOp::Lookup {

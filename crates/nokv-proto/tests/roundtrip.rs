@@ -174,6 +174,13 @@ fn op() -> impl Strategy<Value = MetaOp> {
         }),
         (any::<Option<Vec<u8>>>(), any::<u32>())
             .prop_map(|(after, limit)| MetaOp::PruneHistory { after, limit }),
+        (any::<Option<(u64, u32)>>(), any::<u32>()).prop_map(|(after, limit)| MetaOp::GcQueueAll {
+            after: after.map(|(commit_version, seq)| GcId {
+                commit_version,
+                seq
+            }),
+            limit
+        }),
     ]
 }
 
