@@ -300,6 +300,24 @@ async fn actual_tree(c: &Client, root: &str) -> Tree {
     tree
 }
 
+/// The paths on which two trees differ, for a failure message.
+fn tree_diff(got: &Tree, want: &Tree) -> String {
+    let mut out = Vec::new();
+    for (p, n) in want {
+        match got.get(p) {
+            None => out.push(format!("missing {p}")),
+            Some(g) if g != n => out.push(format!("different {p}")),
+            _ => {}
+        }
+    }
+    for p in got.keys() {
+        if !want.contains_key(p) {
+            out.push(format!("extra {p}"));
+        }
+    }
+    out.join(", ")
+}
+
 /// The tree of snapshot `name` (of `/`), read through the server.
 async fn snapshot_tree(c: &Client, name: &str) -> Tree {
     let s = c.at_snapshot(name);
@@ -715,7 +733,11 @@ async fn server_sigkill_campaign_loses_nothing() {
         if !snapshots.is_empty() {
             let (name, want) = &snapshots[round as usize % snapshots.len()];
             let got = snapshot_tree(&verifier, name).await;
-            assert!(got == *want, "round {round}: snapshot {name} changed");
+            assert!(
+                got == *want,
+                "round {round}: snapshot {name} changed: {}",
+                tree_diff(&got, want)
+            );
             snapshot_checks += 1;
         }
         if round % 10 == 0 {

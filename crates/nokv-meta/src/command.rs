@@ -181,15 +181,17 @@ impl<'a> Txn<'a> {
         self.command.mutations.push(Mutation::Delete(key));
     }
 
-    /// Whether some key under `prefix` sorts after `after`, as this
-    /// command sees the volume (its own and its group's pending writes
-    /// included).
-    pub(crate) fn any_after(&self, prefix: &[u8], after: &[u8]) -> Result<bool> {
+    /// Whether some key of exactly `len` bytes under `prefix` sorts
+    /// after `after`, as this command sees the volume (its own and its
+    /// group's pending writes included). Longer keys under the prefix
+    /// are not counted: the history records of entry `f1` share their
+    /// prefix with those of `f10`.
+    pub(crate) fn any_after(&self, prefix: &[u8], after: &[u8], len: usize) -> Result<bool> {
         use std::ops::Bound;
         let pending = |o: &Overlay| {
             o.range::<[u8], _>((Bound::Excluded(after), Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(prefix))
-                .any(|(_, v)| v.is_some())
+                .any(|(k, v)| k.len() == len && v.is_some())
         };
         if pending(&self.local) || pending(self.group) {
             return Ok(true);
@@ -202,6 +204,11 @@ impl<'a> Txn<'a> {
             };
             let last = last.clone();
             for (k, _) in rows {
+                if k.len() != len {
+                    // Keys of `len` bytes sort before the longer ones
+                    // (see `keys::history_prefix`): none is left.
+                    return Ok(false);
+                }
                 let deleted = match self.local.get(&k) {
                     Some(v) => v.is_none(),
                     None => matches!(self.group.get(&k), Some(None)),

@@ -117,7 +117,8 @@ pub(crate) fn preserve(txn: &mut Txn<'_>, key: &[u8], fresh: bool) -> Result<()>
         return Ok(());
     }
     let prefix = keys::history_prefix(key);
-    if !txn.any_after(&prefix, &keys::history(key, newest))? {
+    let record_len = prefix.len() + 8;
+    if !txn.any_after(&prefix, &keys::history(key, newest), record_len)? {
         let record = encode(&HistoryRecord { value: old })?;
         txn.put_raw(keys::history(key, version), record);
     }
