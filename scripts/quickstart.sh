@@ -28,12 +28,20 @@ run cat /runs/exp1/metrics.txt
 run stat /runs/exp1/step-100.ckpt
 run get /runs/exp1/step-100.ckpt "$work/restored.bin"
 cmp "$work/model.safetensors" "$work/restored.bin" && echo "restored bytes are identical"
+# pin this version, then change the live file: the snapshot keeps the old bytes
+run snapshot create /runs/exp1 --name exp1-v1
+echo "loss=0.40" | "${NOKV[@]}" put /runs/exp1/metrics.txt - >/dev/null
+run cat --snapshot exp1-v1 /metrics.txt
+run cat /runs/exp1/metrics.txt
 run mv /runs/exp1 /runs/exp1-final
 run ln -s /runs/exp1-final/step-100.ckpt /latest
 run ls -l /
 run watch / --from 0 --no-follow
 run rm -r /runs
 run rm /latest
+run gc
+run snapshot list
+run snapshot retire exp1-v1
 run gc
 run fsck
 run status
