@@ -239,27 +239,13 @@ impl Client {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<DirPage<DirEntryPlus>> {
-        let op = MetaOp::List {
-            path: path.into(),
-            after: after.map(|a| a.to_vec()),
-            limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
-        };
-        let reply = self.call(op).await?;
+        let reply = self.call(list_op(path, after, limit)).await?;
         expect_reply!(reply, "list", MetaReply::Page(p) => p)
     }
 
     /// A whole directory listing with attributes.
     pub async fn list(&self, path: &str) -> Result<Vec<DirEntryPlus>> {
-        let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self.list_page(path, after.as_deref(), 4096).await?;
-            out.extend(page.entries);
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
+        all_pages(|after| async move { self.list_page(path, after.as_deref(), 4096).await }).await
     }
 
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Attr> {
@@ -361,5 +347,43 @@ impl Client {
             change,
         })
         .await
+    }
+}
+
+/// A page of the listing of `path` (the page size clamped to what one op
+/// may ask for).
+pub(crate) fn list_op(path: &str, after: Option<&[u8]>, limit: usize) -> MetaOp {
+    MetaOp::List {
+        path: path.into(),
+        after: after.map(|a| a.to_vec()),
+        limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
+    }
+}
+
+/// A page of directory inode `dir`.
+pub(crate) fn list_ino_op(dir: u64, after: Option<&[u8]>, limit: usize) -> MetaOp {
+    MetaOp::ListIno {
+        dir,
+        after: after.map(|a| a.to_vec()),
+        limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
+    }
+}
+
+/// Every entry of a paged listing: `page(after)` returns the page after
+/// the cursor, until one has no `next`.
+pub(crate) async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<DirEntryPlus>>
+where
+    F: FnMut(Option<Vec<u8>>) -> Fut,
+    Fut: std::future::Future<Output = Result<DirPage<DirEntryPlus>>>,
+{
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let p = page(after.take()).await?;
+        out.extend(p.entries);
+        match p.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
     }
 }

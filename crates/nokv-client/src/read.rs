@@ -60,12 +60,9 @@ impl Client {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<nokv_meta::DirPage<nokv_meta::DirEntryPlus>> {
-        let op = MetaOp::ListIno {
-            dir,
-            after: after.map(|a| a.to_vec()),
-            limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
-        };
-        let reply = self.call(op).await?;
+        let reply = self
+            .call(crate::client::list_ino_op(dir, after, limit))
+            .await?;
         expect_reply!(reply, "list_ino", MetaReply::Page(p) => p)
     }
 

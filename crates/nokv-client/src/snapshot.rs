@@ -12,7 +12,7 @@ use nokv_meta::{DirEntryPlus, DirPage, MetaOp, MetaReply, SnapshotInfo};
 use nokv_object::{read_range, read_stream};
 use nokv_types::{Attr, Body, Result};
 
-use crate::client::{expect_reply, Client};
+use crate::client::{all_pages, expect_reply, list_ino_op, list_op, Client};
 
 impl Client {
     /// Creates snapshot `name` of `path` (O(1) in the size of the tree).
@@ -99,27 +99,13 @@ impl SnapshotReader {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<DirPage<DirEntryPlus>> {
-        let op = MetaOp::List {
-            path: path.into(),
-            after: after.map(|a| a.to_vec()),
-            limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
-        };
-        let reply = self.call(op).await?;
+        let reply = self.call(list_op(path, after, limit)).await?;
         expect_reply!(reply, "list", MetaReply::Page(p) => p)
     }
 
     /// A whole directory listing with attributes.
     pub async fn list(&self, path: &str) -> Result<Vec<DirEntryPlus>> {
-        let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self.list_page(path, after.as_deref(), 4096).await?;
-            out.extend(page.entries);
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
-            }
-        }
+        all_pages(|after| async move { self.list_page(path, after.as_deref(), 4096).await }).await
     }
 
     /// Attributes and manifest of the file at `path` in the snapshot.
@@ -168,12 +154,7 @@ impl SnapshotReader {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<DirPage<DirEntryPlus>> {
-        let op = MetaOp::ListIno {
-            dir,
-            after: after.map(|a| a.to_vec()),
-            limit: limit.clamp(1, nokv_meta::MAX_PAGE as usize) as u32,
-        };
-        let reply = self.call(op).await?;
+        let reply = self.call(list_ino_op(dir, after, limit)).await?;
         expect_reply!(reply, "list_ino", MetaReply::Page(p) => p)
     }
 
