@@ -194,7 +194,32 @@ impl Client {
             upload,
             if_generation,
         };
-        self.upload_and_publish(reader, previous, if_generation, progress, publish)
+        self.upload_and_publish(reader, previous, None, if_generation, progress, publish)
+            .await
+    }
+
+    /// [`Client::publish_ino`] as the publish of `staged`: blocks staged
+    /// ahead that still match the input are kept instead of uploaded.
+    /// The staged upload is consumed either way (published, or its
+    /// objects discarded when the publish is refused).
+    pub async fn publish_ino_staged<R>(
+        &self,
+        ino: u64,
+        reader: R,
+        previous: Option<&Body>,
+        staged: crate::StagedUpload,
+        if_generation: Option<u64>,
+    ) -> Result<PutOutcome>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let publish = |body: Body, upload: u64| MetaOp::PublishIno {
+            ino,
+            body,
+            upload,
+            if_generation,
+        };
+        self.upload_and_publish(reader, previous, Some(staged), if_generation, None, publish)
             .await
     }
 }

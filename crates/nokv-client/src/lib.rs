@@ -45,6 +45,7 @@ mod put_tree;
 mod read;
 mod remote;
 mod snapshot;
+mod staged;
 mod watch;
 
 pub use client::{Client, ClientOptions};
@@ -53,6 +54,7 @@ pub use gc::GcReport;
 pub use put::{PutOptions, PutOutcome};
 pub use put_tree::{PutTreeOutcome, STAGING_DIR};
 pub use snapshot::SnapshotReader;
+pub use staged::StagedUpload;
 
 pub use nokv_meta::{
     validate_snapshot_name, DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, MetaOp,
@@ -60,6 +62,6 @@ pub use nokv_meta::{
 };
 pub use nokv_object::{BlockStoreOptions, StoreCredentials};
 pub use nokv_types::{
-    now_nanos, Attr, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result,
+    now_nanos, Attr, BlockRef, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result,
     S3Location, SetAttr, WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,
 };

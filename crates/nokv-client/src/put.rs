@@ -12,11 +12,12 @@
 use std::sync::Arc;
 
 use nokv_meta::{MetaOp, MetaReply};
-use nokv_object::upload_body;
-use nokv_types::{upload_object_prefix, Attr, Body, Error, Result};
+use nokv_object::upload_body_staged;
+use nokv_types::{block_object_key, upload_object_prefix, Attr, BlockRef, Body, Error, Result};
 use tokio::io::AsyncRead;
 
 use crate::client::{expect_reply, Client};
+use crate::staged::StagedUpload;
 
 /// Options of one put.
 #[derive(Clone, Default)]
@@ -48,6 +49,8 @@ pub struct PutOutcome {
     pub uploaded_blocks: usize,
     pub uploaded_bytes: u64,
     pub reused_blocks: usize,
+    /// Blocks uploaded ahead of the publish (a [`StagedUpload`]) and kept.
+    pub staged_blocks: usize,
     /// The manifest this put published (the new generation).
     pub body: Body,
 }
@@ -122,6 +125,7 @@ impl Client {
         self.upload_and_publish(
             reader,
             previous_body,
+            None,
             opts.if_generation,
             opts.progress.clone(),
             publish,
@@ -135,11 +139,14 @@ impl Client {
     /// upload)` builds. Without a generation guard a publish that lost
     /// its reused blocks to a concurrent writer copies them and
     /// publishes again (last writer wins). A failed upload or publish
-    /// discards its own blocks and staging record.
+    /// discards its own blocks and staging record. With `staged`, the
+    /// upload is that one and its blocks still matching are kept.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn upload_and_publish<R>(
         &self,
         reader: R,
         previous: Option<&Body>,
+        staged: Option<StagedUpload>,
         if_generation: Option<u64>,
         progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
         publish: impl Fn(Body, u64) -> MetaOp,
@@ -147,22 +154,23 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let deadline = nokv_types::now_nanos()
-            .saturating_add(self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64);
-        let reply = self.call(MetaOp::BeginUpload { deadline }).await?;
-        let upload = expect_reply!(reply, "begin_upload", MetaReply::Upload(u) => u)?;
+        let (upload, staged) = match staged {
+            Some(staged) => (staged.upload(), staged.into_blocks()),
+            None => (self.begin_upload().await?, Vec::new()),
+        };
 
         let report = move |n: u64| {
             if let Some(p) = &progress {
                 p(n)
             }
         };
-        let uploaded = match upload_body(
+        let uploaded = match upload_body_staged(
             self.store(),
             reader,
             self.inner.block_size,
             upload,
             previous,
+            &staged,
             &report,
         )
         .await
@@ -197,14 +205,18 @@ impl Client {
             }
         }
         match result {
-            Ok(MetaReply::Published(outcome)) => Ok(PutOutcome {
-                attr: outcome.attr,
-                replaced: outcome.replaced,
-                uploaded_blocks,
-                uploaded_bytes,
-                reused_blocks,
-                body,
-            }),
+            Ok(MetaReply::Published(outcome)) => {
+                self.delete_unused_staged(upload, &staged, &body).await;
+                Ok(PutOutcome {
+                    attr: outcome.attr,
+                    replaced: outcome.replaced,
+                    uploaded_blocks,
+                    uploaded_bytes,
+                    reused_blocks,
+                    staged_blocks: uploaded.staged_blocks,
+                    body,
+                })
+            }
             Ok(other) => Err(nokv_meta::unexpected("publish", &other)),
             Err(e) if publish_refused(&e) => {
                 discard_upload(self, upload).await;
@@ -216,6 +228,37 @@ impl Client {
             // staging record still covers them and GC collects them
             // after the deadline.
             Err(e) => Err(e),
+        }
+    }
+
+    /// A fresh upload id with its staging record.
+    pub(crate) async fn begin_upload(&self) -> Result<u64> {
+        let deadline = nokv_types::now_nanos().saturating_add(self.staging_ttl_nanos());
+        let reply = self.call(MetaOp::BeginUpload { deadline }).await?;
+        expect_reply!(reply, "begin_upload", MetaReply::Upload(u) => u)
+    }
+
+    pub(crate) fn staging_ttl_nanos(&self) -> i64 {
+        self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64
+    }
+
+    /// Deletes staged objects the published body does not name (blocks
+    /// past its end, or where the previous generation's block was kept).
+    /// Their upload is published, so GC no longer covers them: a failure
+    /// here leaves them to `fsck --delete-leaked`.
+    async fn delete_unused_staged(&self, upload: u64, staged: &[Option<BlockRef>], body: &Body) {
+        for (index, _) in staged.iter().enumerate().filter(|(_, s)| s.is_some()) {
+            let named = body
+                .blocks
+                .get(index)
+                .is_some_and(|b| b.upload == upload && b.index as usize == index);
+            if named {
+                continue;
+            }
+            let key = block_object_key(upload, index as u32);
+            if let Err(e) = self.store().delete(&key).await {
+                tracing::warn!("staged block {key} left behind: {e}");
+            }
         }
     }
 

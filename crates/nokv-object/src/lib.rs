@@ -23,4 +23,4 @@ pub use cache::CacheStats;
 pub use config::{BlockStoreOptions, StoreCredentials};
 pub use read::{read_range, read_stream};
 pub use store::BlockStore;
-pub use upload::{upload_body, UploadOutcome};
+pub use upload::{stage_block, upload_body, upload_body_staged, UploadOutcome};

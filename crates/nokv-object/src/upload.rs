@@ -8,6 +8,10 @@
 //! - a block is reused only when the previous body has the same block
 //!   size and, at the same index, the same length and BLAKE3: a reused
 //!   `BlockRef` names bytes identical to what would have been uploaded;
+//! - the same holds for blocks staged ahead under this upload (see
+//!   [`stage_block`]): a staged block whose bytes still match is kept,
+//!   one that no longer matches is uploaded again over the same key, so
+//!   the caller must not have a staged upload of that key in flight;
 //! - on error nothing is deleted here, but every upload already started
 //!   has finished (or failed) before the error is returned, so the
 //!   caller's clean-up sees every object this call will ever write (an
@@ -17,7 +21,7 @@
 //!   staging GC) owns their deletion.
 
 use bytes::{Bytes, BytesMut};
-use nokv_types::{block_object_key, BlockRef, Body, Error, Result};
+use nokv_types::{block_object_key, BlockRef, Body, Digest, Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
@@ -33,6 +37,8 @@ pub struct UploadOutcome {
     pub uploaded_keys: Vec<String>,
     /// Blocks taken over from the previous body instead of uploaded.
     pub reused_blocks: usize,
+    /// Blocks staged ahead under this upload and kept as they were.
+    pub staged_blocks: usize,
     pub uploaded_bytes: u64,
 }
 
@@ -84,6 +90,48 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
     previous: Option<&Body>,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<UploadOutcome> {
+    upload_body_staged(store, reader, block_size, upload, previous, &[], progress).await
+}
+
+/// Uploads one block ahead of the body it will belong to, as block
+/// `index` of `upload`, unless it equals `unless` (the block the
+/// previous generation has at that index). Returns the block written.
+pub async fn stage_block(
+    store: &BlockStore,
+    upload: u64,
+    index: u32,
+    data: Bytes,
+    unless: Option<BlockRef>,
+) -> Result<Option<BlockRef>> {
+    let len = u32::try_from(data.len())
+        .map_err(|_| Error::InvalidArgument("staged block longer than 4 GiB".into()))?;
+    let checksum = hash::digest(data.clone()).await?;
+    if unless.is_some_and(|p| p.len == len && p.checksum == checksum) {
+        return Ok(None);
+    }
+    store
+        .put_block(&block_object_key(upload, index), data)
+        .await?;
+    Ok(Some(BlockRef {
+        upload,
+        index,
+        len,
+        checksum,
+    }))
+}
+
+/// [`upload_body`] where `staged[i]`, when set, is block `i` already
+/// written under `upload` by [`stage_block`]: kept if the input's block
+/// still has its bytes.
+pub async fn upload_body_staged<R: AsyncRead + Unpin + Send>(
+    store: &BlockStore,
+    reader: R,
+    block_size: u32,
+    upload: u64,
+    previous: Option<&Body>,
+    staged: &[Option<BlockRef>],
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<UploadOutcome> {
     if block_size == 0 {
         return Err(Error::InvalidArgument("block size must be positive".into()));
     }
@@ -98,7 +146,10 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
         reader,
         block_size,
         upload,
-        reusable,
+        Reusable {
+            previous: reusable,
+            staged,
+        },
         concurrency,
         &mut uploads,
         progress,
@@ -111,13 +162,37 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
     result
 }
 
+/// Blocks an upload may keep instead of writing.
+struct Reusable<'a> {
+    previous: &'a [BlockRef],
+    staged: &'a [Option<BlockRef>],
+}
+
+impl Reusable<'_> {
+    fn previous(&self, index: u32, len: u32, checksum: &Digest) -> Option<BlockRef> {
+        self.previous
+            .get(index as usize)
+            .filter(|p| p.len == len && &p.checksum == checksum)
+            .copied()
+    }
+
+    fn staged(&self, upload: u64, index: u32, len: u32, checksum: &Digest) -> Option<BlockRef> {
+        self.staged
+            .get(index as usize)
+            .copied()
+            .flatten()
+            .filter(|s| s.upload == upload && s.index == index)
+            .filter(|s| s.len == len && &s.checksum == checksum)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn upload_blocks<R: AsyncRead + Unpin + Send>(
     store: &BlockStore,
     reader: R,
     block_size: u32,
     upload: u64,
-    reusable: &[BlockRef],
+    reusable: Reusable<'_>,
     concurrency: usize,
     uploads: &mut JoinSet<Result<()>>,
     progress: &(dyn Fn(u64) + Send + Sync),
@@ -128,6 +203,7 @@ async fn upload_blocks<R: AsyncRead + Unpin + Send>(
     let mut blocks: Vec<BlockRef> = Vec::new();
     let mut uploaded_keys = Vec::new();
     let mut reused_blocks = 0usize;
+    let mut staged_blocks = 0usize;
     let mut uploaded_bytes = 0u64;
 
     let mut next = read_block(&mut reader, block_size, &mut consumed, progress).await?;
@@ -152,12 +228,14 @@ async fn upload_blocks<R: AsyncRead + Unpin + Send>(
 
         // Blocks are at most `block_size` (a u32) long.
         let len = data.len() as u32;
-        if let Some(prev) = reusable
-            .get(index as usize)
-            .filter(|p| p.len == len && p.checksum == checksum)
-        {
-            blocks.push(*prev);
+        if let Some(prev) = reusable.previous(index, len, &checksum) {
+            blocks.push(prev);
             reused_blocks += 1;
+            continue;
+        }
+        if let Some(staged) = reusable.staged(upload, index, len, &checksum) {
+            blocks.push(staged);
+            staged_blocks += 1;
             continue;
         }
         while uploads.len() >= concurrency {
@@ -191,6 +269,7 @@ async fn upload_blocks<R: AsyncRead + Unpin + Send>(
         body,
         uploaded_keys,
         reused_blocks,
+        staged_blocks,
         uploaded_bytes,
     })
 }

@@ -20,6 +20,7 @@
 mod readahead;
 mod reads;
 pub mod spool;
+mod stage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -13,7 +13,11 @@
 //! - shrinking truncates the temp file and lowers `base_limit`, so bytes
 //!   cut off never come back when the file grows again (zeros do);
 //! - `dirty` is set by every change and cleared only by a successful
-//!   publish; a clean spool publishes nothing.
+//!   publish; a clean spool publishes nothing;
+//! - a block is staged (uploaded ahead, `stage.rs`) when a write
+//!   completes it; staging is only a head start, the publish still
+//!   reads and hashes every block and keeps a staged one only if its
+//!   bytes match.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -23,8 +27,13 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 use nokv_client::{Attr, Body, Client, Error, Result};
 
+use super::stage::Stager;
+
 /// Base blocks fetched ahead while a publish streams the file.
 const PUBLISH_FETCH_AHEAD: usize = 8;
+
+/// Completed blocks uploaded in the background at once, per handle.
+const STAGE_IN_FLIGHT: usize = 8;
 
 pub struct Spool {
     /// Created at the first write or truncate: opening a file to only
@@ -38,6 +47,8 @@ pub struct Spool {
     base_limit: u64,
     present: Vec<bool>,
     dirty: bool,
+    /// Created at the first completed block.
+    stager: Option<Stager>,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -60,6 +71,7 @@ impl Spool {
             base,
             present: Vec::new(),
             dirty: truncate,
+            stager: None,
         })
     }
 
@@ -187,6 +199,40 @@ impl Spool {
         self.file()?.write_all_at(data, offset).map_err(io)?;
         self.size = self.size.max(end);
         self.dirty = true;
+        self.stage_completed(client, offset, end, first..=last)
+            .await
+    }
+
+    /// Stages every block whose last byte this write `[offset, end)`
+    /// wrote: a sequential writer completes each block exactly once.
+    async fn stage_completed(
+        &mut self,
+        client: &Client,
+        offset: u64,
+        end: u64,
+        blocks: std::ops::RangeInclusive<u64>,
+    ) -> Result<()> {
+        for block in blocks {
+            let bstart = block * self.block_size;
+            let bend = bstart + self.block_size;
+            let completed = bend > offset && bend <= end && bend <= self.size;
+            if !completed || !self.is_present(block as usize) {
+                continue;
+            }
+            let Ok(index) = u32::try_from(block) else {
+                continue; // past the largest block index: the publish refuses it
+            };
+            let data = self.pread(bstart, self.block_size as usize)?;
+            let unless = self
+                .base
+                .as_ref()
+                .filter(|b| u64::from(b.block_size) == self.block_size)
+                .and_then(|b| b.blocks.get(block as usize).copied());
+            self.stager
+                .get_or_insert_with(|| Stager::new(client.clone(), STAGE_IN_FLIGHT))
+                .stage(index, data, unless)
+                .await;
+        }
         Ok(())
     }
 
@@ -211,6 +257,12 @@ impl Spool {
         if !self.dirty {
             return Ok(None);
         }
+        // Before the publish reads the spool: no staging may still be
+        // writing a key the publish may write too.
+        let staged = match self.stager.as_mut() {
+            Some(stager) => stager.finish().await,
+            None => None,
+        };
         let blocks = self.size.div_ceil(self.block_size);
         let this = &*self;
         let chunks = stream::iter(0..blocks)
@@ -222,9 +274,18 @@ impl Spool {
             })
             .buffered(PUBLISH_FETCH_AHEAD);
         let reader = tokio_util_reader(Box::pin(chunks));
-        let outcome = client
-            .publish_ino(ino, reader, self.base.as_ref(), None, None)
-            .await?;
+        let outcome = match staged {
+            Some(staged) => {
+                client
+                    .publish_ino_staged(ino, reader, self.base.as_ref(), staged, None)
+                    .await?
+            }
+            None => {
+                client
+                    .publish_ino(ino, reader, self.base.as_ref(), None, None)
+                    .await?
+            }
+        };
         // The published body is exactly the spool's content: it becomes
         // the base, and present blocks stay valid.
         self.base_limit = outcome.body.size;

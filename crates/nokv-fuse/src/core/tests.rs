@@ -327,3 +327,127 @@ async fn directories_list_once_per_handle_and_read_only_refuses_changes() {
     assert!(ro.mkdir(ROOT, b"x", owner()).await.is_err());
     assert!(ro.open(2, W).await.is_err());
 }
+
+/// Every object in the test volume's block directory, as object keys.
+fn objects(t: &T) -> std::collections::BTreeSet<String> {
+    fn walk(
+        dir: &std::path::Path,
+        root: &std::path::Path,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.insert(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let root = t._dir.path().join("blocks");
+    let mut out = std::collections::BTreeSet::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+async fn referenced(t: &T, ino: u64) -> std::collections::BTreeSet<String> {
+    let (_, body) = t.client.body_ino(ino).await.unwrap();
+    body.blocks.iter().map(|b| b.object_key()).collect()
+}
+
+/// Waits (bounded) until the block directory holds exactly `want`.
+async fn objects_become(t: &T, want: &std::collections::BTreeSet<String>) {
+    for _ in 0..100 {
+        if &objects(t) == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(&objects(t), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completed_blocks_upload_while_writing() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"seq", owner(), true, W).await.unwrap();
+    let body = data(9 * BS as usize + 123, 5);
+    for (i, chunk) in body.chunks(BS as usize / 4).enumerate() {
+        t.core
+            .write(fh, (i * BS as usize / 4) as u64, chunk)
+            .await
+            .unwrap();
+    }
+    // Nine blocks are complete; all but the last eight in flight have
+    // landed in the store before anything is published.
+    let early = objects(&t).len();
+    assert!(early >= 9 - 8, "only {early} blocks uploaded while writing");
+    assert_eq!(t.client.getattr(attr.ino).await.unwrap().size, 0);
+    t.core.release(fh).await.unwrap();
+    assert_eq!(read_all(&t, attr.ino).await, body);
+    let (_, published) = t.client.body_ino(attr.ino).await.unwrap();
+    assert_eq!(published.blocks.len(), 10);
+    // The staged blocks are the published ones: nothing extra, nothing
+    // uploaded twice under another upload.
+    assert_eq!(objects(&t), referenced(&t, attr.ino).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_blocks_changed_or_cut_off_later_are_not_published() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"f", owner(), true, W).await.unwrap();
+    let mut model = data(6 * BS as usize, 6);
+    t.core.write(fh, 0, &model).await.unwrap(); // stages blocks 0..6
+                                                // Block 1 changes after it was staged; the file is then cut to 4.5
+                                                // blocks (staged blocks 4 and 5 are past the end or partial).
+    let at = BS as usize + 99;
+    t.core.write(fh, at as u64, b"changed").await.unwrap();
+    model[at..at + 7].copy_from_slice(b"changed");
+    let cut = 4 * BS as u64 + BS as u64 / 2;
+    let change = SetAttr {
+        size: Some(cut),
+        ..SetAttr::default()
+    };
+    t.core.setattr(attr.ino, Some(fh), change).await.unwrap();
+    model.truncate(cut as usize);
+    t.core.release(fh).await.unwrap();
+    assert_eq!(read_all(&t, attr.ino).await, model);
+    // Staged objects the body does not name are gone right away.
+    assert_eq!(objects(&t), referenced(&t, attr.ino).await);
+
+    // A second handle rewriting the same bytes reuses every block; one
+    // rewriting block 0 stages only that block.
+    let fh = t.core.open(attr.ino, W).await.unwrap();
+    let before = referenced(&t, attr.ino).await;
+    t.core.write(fh, 0, &model[..BS as usize]).await.unwrap();
+    let other = data(BS as usize, 7);
+    t.core.write(fh, BS as u64, &other).await.unwrap();
+    model[BS as usize..2 * BS as usize].copy_from_slice(&other);
+    t.core.release(fh).await.unwrap();
+    assert_eq!(read_all(&t, attr.ino).await, model);
+    let after = referenced(&t, attr.ino).await;
+    assert_eq!(before.intersection(&after).count(), before.len() - 1);
+    t.client.gc().await.unwrap();
+    assert_eq!(objects(&t), after, "gc leaves exactly the live blocks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_file_gives_its_staged_blocks_back() {
+    let t = core().await;
+    let (_, fh) = t
+        .core
+        .create(ROOT, b"gone", owner(), true, W)
+        .await
+        .unwrap();
+    t.core
+        .write(fh, 0, &data(10 * BS as usize, 8))
+        .await
+        .unwrap();
+    // Ten complete blocks, at most eight stagings in flight.
+    assert!(objects(&t).len() >= 2);
+    t.core.unlink(ROOT, b"gone").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    objects_become(&t, &Default::default()).await;
+}
