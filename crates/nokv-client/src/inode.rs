@@ -201,7 +201,9 @@ impl Client {
     /// [`Client::publish_ino`] as the publish of `staged`: blocks staged
     /// ahead that still match the input are kept instead of uploaded.
     /// The staged upload is consumed either way (published, or its
-    /// objects discarded when the publish is refused).
+    /// objects discarded when the publish is refused). When it has a
+    /// prefix ([`crate::StagedUpload::set_prefix`]), `reader` yields only
+    /// the bytes after the prefix's blocks.
     pub async fn publish_ino_staged<R>(
         &self,
         ino: u64,

@@ -60,7 +60,7 @@ pub use nokv_meta::{
     validate_snapshot_name, DirEntry, DirEntryPlus, DirPage, Durability, InitOptions, MetaOp,
     MetaReply, Owner, RenameMode, SnapshotInfo, VolumeInfo,
 };
-pub use nokv_object::{BlockStoreOptions, StoreCredentials};
+pub use nokv_object::{hash_in_order, BlockStoreOptions, Prefix, StoreCredentials};
 pub use nokv_types::{
     now_nanos, Attr, BlockRef, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result,
     S3Location, SetAttr, WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,

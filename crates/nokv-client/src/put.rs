@@ -154,9 +154,9 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let (upload, staged) = match staged {
-            Some(staged) => (staged.upload(), staged.into_blocks()),
-            None => (self.begin_upload().await?, Vec::new()),
+        let (upload, (staged, prefix)) = match staged {
+            Some(staged) => (staged.upload(), staged.into_parts()),
+            None => (self.begin_upload().await?, (Vec::new(), None)),
         };
 
         let report = move |n: u64| {
@@ -171,6 +171,7 @@ impl Client {
             upload,
             previous,
             &staged,
+            prefix,
             &report,
         )
         .await

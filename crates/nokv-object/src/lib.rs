@@ -23,4 +23,6 @@ pub use cache::CacheStats;
 pub use config::{BlockStoreOptions, StoreCredentials};
 pub use read::{read_range, read_stream};
 pub use store::BlockStore;
-pub use upload::{stage_block, upload_body, upload_body_staged, UploadOutcome};
+pub use upload::{
+    hash_in_order, stage_block, upload_body, upload_body_staged, Prefix, UploadOutcome,
+};

@@ -12,6 +12,10 @@
 //!   [`stage_block`]): a staged block whose bytes still match is kept,
 //!   one that no longer matches is uploaded again over the same key, so
 //!   the caller must not have a staged upload of that key in flight;
+//! - a [`Prefix`] is the first blocks of the body, hashed in order by
+//!   the caller ([`hash_in_order`]) and known not to have changed: the
+//!   upload continues the whole-body digest from it instead of reading
+//!   those bytes again, and the reader yields only what follows;
 //! - on error nothing is deleted here, but every upload already started
 //!   has finished (or failed) before the error is returned, so the
 //!   caller's clean-up sees every object this call will ever write (an
@@ -90,39 +94,66 @@ pub async fn upload_body<R: AsyncRead + Unpin + Send>(
     previous: Option<&Body>,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<UploadOutcome> {
-    upload_body_staged(store, reader, block_size, upload, previous, &[], progress).await
+    upload_body_staged(
+        store,
+        reader,
+        block_size,
+        upload,
+        previous,
+        &[],
+        None,
+        progress,
+    )
+    .await
+}
+
+/// The leading full blocks of a body the caller already hashed: the
+/// whole-body hasher fed with exactly those bytes, and their blocks.
+#[derive(Debug, Clone)]
+pub struct Prefix {
+    pub hasher: blake3::Hasher,
+    pub blocks: Vec<BlockRef>,
+}
+
+/// Feeds `data` into a running whole-body hasher, off the runtime's
+/// worker threads (callers chain these to keep block order).
+pub async fn hash_in_order(hasher: blake3::Hasher, data: Bytes) -> Result<blake3::Hasher> {
+    hash::update(hasher, data).await
 }
 
 /// Uploads one block ahead of the body it will belong to, as block
 /// `index` of `upload`, unless it equals `unless` (the block the
-/// previous generation has at that index). Returns the block written.
+/// previous generation has at that index). Returns the block the body
+/// can name for those bytes: the one written, or `unless`.
 pub async fn stage_block(
     store: &BlockStore,
     upload: u64,
     index: u32,
     data: Bytes,
     unless: Option<BlockRef>,
-) -> Result<Option<BlockRef>> {
+) -> Result<BlockRef> {
     let len = u32::try_from(data.len())
         .map_err(|_| Error::InvalidArgument("staged block longer than 4 GiB".into()))?;
     let checksum = hash::digest(data.clone()).await?;
-    if unless.is_some_and(|p| p.len == len && p.checksum == checksum) {
-        return Ok(None);
+    if let Some(same) = unless.filter(|p| p.len == len && p.checksum == checksum) {
+        return Ok(same);
     }
     store
         .put_block(&block_object_key(upload, index), data)
         .await?;
-    Ok(Some(BlockRef {
+    Ok(BlockRef {
         upload,
         index,
         len,
         checksum,
-    }))
+    })
 }
 
 /// [`upload_body`] where `staged[i]`, when set, is block `i` already
 /// written under `upload` by [`stage_block`]: kept if the input's block
-/// still has its bytes.
+/// still has its bytes. With a `prefix`, `reader` yields the bytes after
+/// the prefix's blocks only.
+#[allow(clippy::too_many_arguments)]
 pub async fn upload_body_staged<R: AsyncRead + Unpin + Send>(
     store: &BlockStore,
     reader: R,
@@ -130,6 +161,7 @@ pub async fn upload_body_staged<R: AsyncRead + Unpin + Send>(
     upload: u64,
     previous: Option<&Body>,
     staged: &[Option<BlockRef>],
+    prefix: Option<Prefix>,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<UploadOutcome> {
     if block_size == 0 {
@@ -150,6 +182,7 @@ pub async fn upload_body_staged<R: AsyncRead + Unpin + Send>(
             previous: reusable,
             staged,
         },
+        prefix,
         concurrency,
         &mut uploads,
         progress,
@@ -193,18 +226,34 @@ async fn upload_blocks<R: AsyncRead + Unpin + Send>(
     block_size: u32,
     upload: u64,
     reusable: Reusable<'_>,
+    prefix: Option<Prefix>,
     concurrency: usize,
     uploads: &mut JoinSet<Result<()>>,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<UploadOutcome> {
     let mut reader = reader;
-    let mut consumed = 0u64;
-    let mut hasher = blake3::Hasher::new();
-    let mut blocks: Vec<BlockRef> = Vec::new();
     let mut uploaded_keys = Vec::new();
     let mut reused_blocks = 0usize;
     let mut staged_blocks = 0usize;
     let mut uploaded_bytes = 0u64;
+    let (mut hasher, mut blocks) = match prefix {
+        Some(p) => (p.hasher, p.blocks),
+        None => (blake3::Hasher::new(), Vec::new()),
+    };
+    if let Some(short) = blocks.iter().find(|b| b.len != block_size) {
+        return Err(Error::InvalidArgument(format!(
+            "prefix block {} is {} bytes, not a full block of {block_size}",
+            short.index, short.len
+        )));
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        if b.upload == upload && b.index as usize == i {
+            staged_blocks += 1;
+        } else {
+            reused_blocks += 1;
+        }
+    }
+    let mut consumed = blocks.len() as u64 * u64::from(block_size);
 
     let mut next = read_block(&mut reader, block_size, &mut consumed, progress).await?;
     while !next.is_empty() {

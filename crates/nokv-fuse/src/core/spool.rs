@@ -47,8 +47,9 @@ pub struct Spool {
     base_limit: u64,
     present: Vec<bool>,
     dirty: bool,
-    /// Created at the first completed block.
-    stager: Option<Stager>,
+    /// Created at the first completed block (boxed: most handles never
+    /// complete one).
+    stager: Option<Box<Stager>>,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -181,6 +182,9 @@ impl Spool {
             .ok_or_else(|| Error::InvalidArgument("write past the largest offset".into()))?;
         let first = offset / self.block_size;
         let last = (end - 1) / self.block_size;
+        if let Some(stager) = self.stager.as_mut() {
+            stager.changed_from(first);
+        }
         for block in first..=last {
             let b = block as usize;
             if self.is_present(b) {
@@ -229,7 +233,7 @@ impl Spool {
                 .filter(|b| u64::from(b.block_size) == self.block_size)
                 .and_then(|b| b.blocks.get(block as usize).copied());
             self.stager
-                .get_or_insert_with(|| Stager::new(client.clone(), STAGE_IN_FLIGHT))
+                .get_or_insert_with(|| Box::new(Stager::new(client.clone(), STAGE_IN_FLIGHT)))
                 .stage(index, data, unless)
                 .await;
         }
@@ -239,6 +243,10 @@ impl Spool {
     /// Sets the size: shrinking drops the bytes past it for good,
     /// growing adds zeros.
     pub fn truncate(&mut self, size: u64) -> Result<()> {
+        if let Some(stager) = self.stager.as_mut() {
+            // Growing changes the last partial block (zeros appended).
+            stager.changed_from(size.min(self.size) / self.block_size);
+        }
         if size < self.size {
             self.base_limit = self.base_limit.min(size);
             let keep = size.div_ceil(self.block_size) as usize;
@@ -264,8 +272,10 @@ impl Spool {
             None => None,
         };
         let blocks = self.size.div_ceil(self.block_size);
+        // The prefix's blocks are hashed already: stream what follows.
+        let first = staged.as_ref().map_or(0, |s| s.prefix_blocks() as u64);
         let this = &*self;
-        let chunks = stream::iter(0..blocks)
+        let chunks = stream::iter(first..blocks)
             .map(move |block| async move {
                 let start = block * this.block_size;
                 this.read(client, start, this.block_size)

@@ -10,21 +10,39 @@
 //!   staged key without racing a late write of the same key;
 //! - a failed staging only loses the head start (the publish uploads
 //!   that block itself); it never fails the write;
-//! - a staged upload is handed to exactly one publish, or discarded.
+//! - a staged upload is handed to exactly one publish, or discarded;
+//! - the prefix: blocks `0..fed` were staged in index order and their
+//!   bytes fed, in that order, to one whole-body hasher (a chain of
+//!   blocking tasks, each after the one before). Any change to a block
+//!   below `fed` (a write, a shrink, a block staged again) ends the
+//!   prefix until the next publish, so a prefix handed to the publish
+//!   is exactly the file's leading blocks and the publish need not
+//!   read or hash them again.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use nokv_client::{BlockRef, Client, Result, StagedUpload};
+use nokv_client::{hash_in_order, BlockRef, Client, Error, Prefix, Result, StagedUpload};
 use tokio::task::JoinHandle;
 
-type Staging = JoinHandle<Result<Option<BlockRef>>>;
+type Staging = JoinHandle<Result<BlockRef>>;
+type Hashing = JoinHandle<Result<blake3::Hasher>>;
 
 pub struct Stager {
     client: Client,
     limit: usize,
     staged: Option<StagedUpload>,
     in_flight: VecDeque<(u32, Staging)>,
+    prefix: Option<Running>,
+}
+
+/// The whole-body hash of blocks `0..fed`, in progress.
+struct Running {
+    fed: u32,
+    hashing: Hashing,
+    /// Per fed block, once its staging has finished: the block a body
+    /// names for its bytes (staged, or the base's when equal).
+    known: Vec<Option<BlockRef>>,
 }
 
 impl Stager {
@@ -34,6 +52,24 @@ impl Stager {
             limit: limit.max(1),
             staged: None,
             in_flight: VecDeque::new(),
+            prefix: Some(Running::empty()),
+        }
+    }
+
+    /// Blocks from `block` on change: the prefix cannot cover them.
+    pub fn changed_from(&mut self, block: u64) {
+        if self
+            .prefix
+            .as_ref()
+            .is_some_and(|p| block < u64::from(p.fed))
+        {
+            self.end_prefix();
+        }
+    }
+
+    fn end_prefix(&mut self) {
+        if let Some(running) = self.prefix.take() {
+            running.hashing.abort();
         }
     }
 
@@ -56,12 +92,15 @@ impl Stager {
             if let Some(old) = self.staged.take() {
                 self.discard(old);
             }
+            // The prefix's blocks were staged under the discarded upload.
+            self.end_prefix();
         }
         if self.staged.is_none() {
             match self.client.begin_staged_upload().await {
                 Ok(staged) => self.staged = Some(staged),
                 Err(e) => {
                     tracing::debug!("not staging block {index}: {e}");
+                    self.end_prefix();
                     return;
                 }
             }
@@ -69,10 +108,38 @@ impl Stager {
         let Some(upload) = self.staged.as_ref().map(StagedUpload::upload) else {
             return;
         };
+        self.extend_prefix(index, &data);
         let client = self.client.clone();
         let task =
             tokio::spawn(async move { client.stage_block(upload, index, data, unless).await });
         self.in_flight.push_back((index, task));
+    }
+
+    fn extend_prefix(&mut self, index: u32, data: &Bytes) {
+        match self.prefix.as_ref().map(|p| p.fed) {
+            Some(fed) if index == fed => {}
+            Some(fed) if index < fed => return self.end_prefix(),
+            // A gap, or no prefix: nothing to extend.
+            _ => return,
+        }
+        let Some(running) = self.prefix.take() else {
+            return;
+        };
+        let before = running.hashing;
+        let data = data.clone();
+        let hashing = tokio::spawn(async move {
+            let hasher = before
+                .await
+                .map_err(|e| Error::Io(format!("hashing task: {e}")))??;
+            hash_in_order(hasher, data).await
+        });
+        let mut known = running.known;
+        known.push(None);
+        self.prefix = Some(Running {
+            fed: index + 1,
+            hashing,
+            known,
+        });
     }
 
     async fn settle(&mut self, (index, task): (u32, Staging)) {
@@ -83,10 +150,20 @@ impl Stager {
                 return;
             }
         };
-        match (outcome, self.staged.as_mut()) {
-            (Ok(Some(block)), Some(staged)) => staged.record(block),
-            (Ok(_), _) => {}
-            (Err(e), _) => tracing::debug!("staging block {index} failed: {e}"),
+        match outcome {
+            Ok(block) => {
+                if let Some(staged) = self.staged.as_mut() {
+                    staged.record(block);
+                }
+                if let Some(slot) = self
+                    .prefix
+                    .as_mut()
+                    .and_then(|p| p.known.get_mut(index as usize))
+                {
+                    *slot = Some(block);
+                }
+            }
+            Err(e) => tracing::debug!("staging block {index} failed: {e}"),
         }
     }
 
@@ -102,16 +179,54 @@ impl Stager {
     }
 
     /// Waits for every staging in flight and hands over the staged
-    /// upload for the publish (None when nothing is staged or the
-    /// upload is too close to its deadline to be published safely).
+    /// upload for the publish, with its prefix when there is one (None
+    /// when nothing is staged, or the upload is too close to its
+    /// deadline to be published safely).
+    ///
+    /// The stager starts over afterwards (a fresh upload, an empty
+    /// prefix): the published upload is never staged into again.
     pub async fn finish(&mut self) -> Option<StagedUpload> {
         self.drain().await;
-        let staged = self.staged.take()?;
-        if staged.is_fresh() {
-            return Some(staged);
+        let running = self.prefix.replace(Running::empty());
+        let mut staged = self.staged.take()?;
+        if !staged.is_fresh() {
+            self.discard(staged);
+            return None;
         }
-        self.discard(staged);
-        None
+        if let Some(prefix) = match running {
+            Some(r) => r.into_prefix().await,
+            None => None,
+        } {
+            staged.set_prefix(prefix);
+        }
+        Some(staged)
+    }
+}
+
+impl Running {
+    fn empty() -> Running {
+        Running {
+            fed: 0,
+            hashing: tokio::spawn(async { Ok(blake3::Hasher::new()) }),
+            known: Vec::new(),
+        }
+    }
+
+    /// The finished prefix, when every fed block's staging succeeded (a
+    /// failed one leaves its block unknown, and the hasher cannot drop
+    /// bytes it was fed, so there is then no prefix at all).
+    async fn into_prefix(self) -> Option<Prefix> {
+        let blocks: Option<Vec<BlockRef>> = self.known.iter().copied().collect();
+        match blocks {
+            Some(blocks) if !blocks.is_empty() => {
+                let hasher = self.hashing.await.ok()?.ok()?;
+                Some(Prefix { hasher, blocks })
+            }
+            _ => {
+                self.hashing.abort();
+                None
+            }
+        }
     }
 }
 
@@ -121,6 +236,7 @@ impl Drop for Stager {
     /// now rather than at the staging deadline, after the stagings in
     /// flight have landed (so none lands after the clean-up).
     fn drop(&mut self) {
+        self.end_prefix();
         let in_flight: Vec<Staging> = self.in_flight.drain(..).map(|(_, t)| t).collect();
         let staged = self.staged.take();
         if in_flight.is_empty() && staged.is_none() {

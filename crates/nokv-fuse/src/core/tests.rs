@@ -389,6 +389,9 @@ async fn completed_blocks_upload_while_writing() {
     assert_eq!(read_all(&t, attr.ino).await, body);
     let (_, published) = t.client.body_ino(attr.ino).await.unwrap();
     assert_eq!(published.blocks.len(), 10);
+    // The close hashed only the tail; the whole-body digest continued
+    // from the blocks hashed while writing is still the file's.
+    assert_eq!(published.digest, *blake3::hash(&body).as_bytes());
     // The staged blocks are the published ones: nothing extra, nothing
     // uploaded twice under another upload.
     assert_eq!(objects(&t), referenced(&t, attr.ino).await);
@@ -414,6 +417,8 @@ async fn staged_blocks_changed_or_cut_off_later_are_not_published() {
     model.truncate(cut as usize);
     t.core.release(fh).await.unwrap();
     assert_eq!(read_all(&t, attr.ino).await, model);
+    let (_, published) = t.client.body_ino(attr.ino).await.unwrap();
+    assert_eq!(published.digest, *blake3::hash(&model).as_bytes());
     // Staged objects the body does not name are gone right away.
     assert_eq!(objects(&t), referenced(&t, attr.ino).await);
 
@@ -450,4 +455,66 @@ async fn a_removed_file_gives_its_staged_blocks_back() {
     t.core.unlink(ROOT, b"gone").await.unwrap();
     t.core.release(fh).await.unwrap();
     objects_become(&t, &Default::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_body_digest_survives_every_way_a_prefix_ends() {
+    let t = core().await;
+    let bs = BS as usize;
+    // (what to do after writing 4 blocks sequentially, expected edit)
+    type Edit = fn(&mut Vec<u8>) -> Option<(usize, Vec<u8>)>;
+    let cases: [(&str, Edit); 4] = [
+        // Rewrite a byte inside block 0 (no block completed by it).
+        ("rewrite block 0", |m| {
+            m[5] ^= 0xff;
+            Some((5, vec![m[5]]))
+        }),
+        // Write block 2 again, whole (staged twice).
+        ("restage block 2", |m| {
+            let new = data(BS as usize, 9);
+            m[2 * BS as usize..3 * BS as usize].copy_from_slice(&new);
+            Some((2 * BS as usize, new))
+        }),
+        // Skip ahead, leaving a hole of zeros (a gap in the prefix).
+        ("gap", |m| {
+            let at = m.len() + BS as usize;
+            m.resize(at, 0);
+            m.extend_from_slice(&data(BS as usize + 3, 10));
+            Some((at, m[at..].to_vec()))
+        }),
+        // Nothing more: the prefix covers every full block.
+        ("plain", |_| None),
+    ];
+    for (i, (what, edit)) in cases.iter().enumerate() {
+        let name = format!("f{i}");
+        let (attr, fh) = t
+            .core
+            .create(ROOT, name.as_bytes(), owner(), true, W)
+            .await
+            .unwrap();
+        let mut model = data(4 * bs + 77, i as u8);
+        for (n, chunk) in model.chunks(bs / 3).enumerate() {
+            t.core
+                .write(fh, (n * (bs / 3)) as u64, chunk)
+                .await
+                .unwrap();
+        }
+        if let Some((at, bytes)) = edit(&mut model) {
+            t.core.write(fh, at as u64, &bytes).await.unwrap();
+        }
+        // Publish mid-way, then keep appending: the next publish starts
+        // a new staged upload whose prefix cannot start at block 0.
+        t.core.flush(fh).await.unwrap();
+        let (_, body) = t.client.body_ino(attr.ino).await.unwrap();
+        assert_eq!(body.digest, *blake3::hash(&model).as_bytes(), "{what}");
+        assert_eq!(read_all(&t, attr.ino).await, model, "{what}");
+        let more = data(2 * bs, 11);
+        let at = model.len();
+        t.core.write(fh, at as u64, &more).await.unwrap();
+        model.extend_from_slice(&more);
+        t.core.release(fh).await.unwrap();
+        let (_, body) = t.client.body_ino(attr.ino).await.unwrap();
+        assert_eq!(body.digest, *blake3::hash(&model).as_bytes(), "{what}");
+        assert_eq!(read_all(&t, attr.ino).await, model, "{what}");
+    }
 }
