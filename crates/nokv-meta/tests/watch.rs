@@ -169,7 +169,11 @@ fn events_name_the_directories_their_names_are_in() {
     let (_d, vol) = new_volume(Durability::Async);
     let start = vol.watch_head();
     let op = |o: MetaOp| execute(&vol, o).unwrap();
-    let ino = |p: &str| vol.resolve(&NokvPath::parse(p).unwrap(), false).unwrap().ino;
+    let ino = |p: &str| {
+        vol.resolve(&NokvPath::parse(p).unwrap(), false)
+            .unwrap()
+            .ino
+    };
     op(MetaOp::Mkdir {
         path: "/a".into(),
         owner: dir_owner(),
@@ -214,7 +218,13 @@ fn events_name_the_directories_their_names_are_in() {
     let (evs, _) = events(&vol, start, "/");
     let got: Vec<(String, u64, Option<u64>)> = evs
         .iter()
-        .map(|e| (summary(std::slice::from_ref(e))[0].clone(), e.parent, e.old_parent))
+        .map(|e| {
+            (
+                summary(std::slice::from_ref(e))[0].clone(),
+                e.parent,
+                e.old_parent,
+            )
+        })
         .collect();
     let root = nokv_types::ROOT_INO;
     assert_eq!(
