@@ -54,6 +54,13 @@ pub struct FuseArgs {
     /// The nokv-fs binary [default: next to this one]
     #[arg(long)]
     pub nokv_fs: Option<PathBuf>,
+    /// Also mount the served volume with this (older) nokv-fs binary, as
+    /// one more create-rate side: before/after in one run
+    #[arg(long)]
+    pub baseline_nokv_fs: Option<PathBuf>,
+    /// Measure the create rate only (no sequential I/O, no tar x)
+    #[arg(long)]
+    pub creates_only: bool,
 }
 
 fn mounted(dir: &Path) -> bool {
@@ -136,7 +143,11 @@ struct Env {
 
 impl Env {
     fn nokv(&self) -> Command {
-        let mut c = Command::new(&self.bin);
+        self.nokv_bin(&self.bin)
+    }
+
+    fn nokv_bin(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
         c.env("AWS_ACCESS_KEY_ID", &self.garage.env.access_key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.garage.env.secret_access_key)
             .env("NOKV_SPOOL_DIR", self.scratch.join("spool"))
@@ -163,8 +174,19 @@ impl Env {
     }
 
     fn mount_nokv(&self, dir: &Path, home: &Path, server: Option<(&str, &str)>) -> Result<Mount> {
+        self.mount_nokv_with(&self.bin, dir, home, server, &[])
+    }
+
+    fn mount_nokv_with(
+        &self,
+        bin: &Path,
+        dir: &Path,
+        home: &Path,
+        server: Option<(&str, &str)>,
+        extra: &[&str],
+    ) -> Result<Mount> {
         std::fs::create_dir_all(dir)?;
-        let mut c = self.nokv();
+        let mut c = self.nokv_bin(bin);
         c.arg("--home").arg(home);
         if let Some((url, token)) = server {
             c.env("NOKV_SERVER", url).env("NOKV_TOKEN", token);
@@ -172,6 +194,7 @@ impl Env {
         let mut child = c
             .arg("mount")
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
@@ -479,10 +502,23 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
 
     let emb_dir = root.join("mnt-nokv");
     let srv_dir = root.join("mnt-nokv-server");
+    let nocache_dir = root.join("mnt-nokv-server-nocache");
+    let base_dir = root.join("mnt-nokv-server-baseline");
     let bind_dir = root.join("mnt-bindfs");
     let s3_dir = root.join("mnt-s3fs");
     let mut emb = env.mount_nokv(&emb_dir, &emb_home, None)?;
     let mut srv = env.mount_nokv(&srv_dir, &srv_home, server)?;
+    let nocache = env.mount_nokv_with(
+        &env.bin,
+        &nocache_dir,
+        &srv_home,
+        server,
+        &["--no-dir-cache"],
+    )?;
+    let baseline = match &args.baseline_nokv_fs {
+        Some(b) => Some(env.mount_nokv_with(b, &base_dir, &srv_home, server, &[])?),
+        None => None,
+    };
     let bind = env.mount_bindfs(&bind_dir, &root.join("bindfs-under"))?;
     let mut s3 = env.mount_s3fs(&s3_dir, &format!("bench-{run_id}-s3fs"))?;
 
@@ -490,19 +526,39 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
     eprintln!("create rate ...");
     // Rounds that alternate the sides, median per side: the machine is
     // shared, and a burst of load should not land on one side only.
-    let sides: [(&Path, usize); 5] = [
-        (&ext4, args.creates),
-        (&bind_dir, args.creates),
-        (&emb_dir, args.creates),
-        (&srv_dir, args.creates),
-        (&s3_dir, args.s3fs_creates),
+    let mut sides: Vec<(&str, &str, &Path, usize)> = vec![
+        ("ext4", "ext4", &ext4, args.creates),
+        (
+            "bindfs (passthrough FUSE)",
+            "bindfs",
+            &bind_dir,
+            args.creates,
+        ),
+        ("nokv mount (embedded)", "nokv", &emb_dir, args.creates),
+        ("nokv mount --server", "nokv_server", &srv_dir, args.creates),
+        (
+            "nokv mount --server --no-dir-cache",
+            "nokv_server_no_dir_cache",
+            &nocache_dir,
+            args.creates,
+        ),
     ];
+    if baseline.is_some() {
+        sides.push((
+            "nokv mount --server (baseline binary)",
+            "nokv_server_baseline",
+            &base_dir,
+            args.creates,
+        ));
+    }
+    sides.push(("s3fs (Garage)", "s3fs", &s3_dir, args.s3fs_creates));
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
     for round in 0..ROUNDS {
-        for (i, (dir, n)) in sides.iter().enumerate() {
+        for (i, (_, key, dir, n)) in sides.iter().enumerate() {
+            // Several sides mount the one served volume: a dir per side.
             rates[i].push(create_rate(
                 dir,
-                &format!("creates-{round}"),
+                &format!("creates-{key}-{round}"),
                 (*n / ROUNDS).max(1),
             )?);
         }
@@ -511,25 +567,72 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let c_ext4 = median(&mut rates[0]);
-    let c_bind = median(&mut rates[1]);
-    let c_emb = median(&mut rates[2]);
-    let c_srv = median(&mut rates[3]);
-    let c_s3 = median(&mut rates[4]);
+    let rate: Vec<f64> = rates.iter_mut().map(median).collect();
+    let by_key = |k: &str| {
+        sides
+            .iter()
+            .position(|s| s.1 == k)
+            .map(|i| rate[i])
+            .unwrap_or(f64::NAN)
+    };
+    let (c_bind, c_emb, c_srv, c_s3) = (
+        by_key("bindfs"),
+        by_key("nokv"),
+        by_key("nokv_server"),
+        by_key("s3fs"),
+    );
     let mut creates = Table::new(&["side", "files/s", "vs bindfs", "vs s3fs"]);
-    for (side, r) in [
-        ("ext4", c_ext4),
-        ("bindfs (passthrough FUSE)", c_bind),
-        ("nokv mount (embedded)", c_emb),
-        ("nokv mount --server", c_srv),
-        ("s3fs (Garage)", c_s3),
-    ] {
+    for (i, (side, _, _, _)) in sides.iter().enumerate() {
         creates.row(vec![
-            side.into(),
-            report::int(r),
-            report::ratio(r, c_bind),
-            report::ratio(r, c_s3),
+            side.to_string(),
+            report::int(rate[i]),
+            report::ratio(rate[i], c_bind),
+            report::ratio(rate[i], c_s3),
         ]);
+    }
+    let create_json: serde_json::Map<String, serde_json::Value> = sides
+        .iter()
+        .zip(&rate)
+        .map(|(s, r)| (s.1.to_string(), json!(r)))
+        .collect();
+    let ok = |b: bool| if b { "met" } else { "NOT met" };
+    let create_note = format!(
+        "create: embedded {} bindfs (target >= 1.0x: {}); --server {} (target >= 0.5x: {}); vs s3fs {} / {} (target >= 20x: {})",
+        report::ratio(c_emb, c_bind),
+        ok(c_emb >= c_bind),
+        report::ratio(c_srv, c_bind),
+        ok(c_srv >= 0.5 * c_bind),
+        report::ratio(c_emb, c_s3),
+        report::ratio(c_srv, c_s3),
+        ok(c_emb >= 20.0 * c_s3 && c_srv >= 20.0 * c_s3)
+    );
+    let create_title =
+        format!("Empty-file create rate (one thread; median of {ROUNDS} alternating rounds)");
+    if args.creates_only {
+        emb.unmount()?;
+        srv.unmount()?;
+        nocache.unmount()?;
+        if let Some(b) = baseline {
+            b.unmount()?;
+        }
+        s3.unmount()?;
+        bind.unmount()?;
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+        let _ = serve.wait();
+        return Ok(Report {
+            bench: "fuse",
+            title: format!(
+                "FUSE mounts side by side: {} creates ({} on s3fs); nokv durability {}",
+                args.creates,
+                args.s3fs_creates,
+                args.common.durability.name()
+            ),
+            tables: vec![(create_title, creates)],
+            notes: vec![create_note],
+            params: json!({"creates": args.creates, "s3fs_creates": args.s3fs_creates, "creates_only": true}),
+            results: json!({ "create_per_s": create_json }),
+        });
     }
 
     // 2. sequential write, 3. cold sequential read
@@ -656,24 +759,18 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
 
     emb.unmount()?;
     srv.unmount()?;
+    nocache.unmount()?;
+    if let Some(b) = baseline {
+        b.unmount()?;
+    }
     s3.unmount()?;
     bind.unmount()?;
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
     let _ = serve.wait();
 
-    let ok = |b: bool| if b { "met" } else { "NOT met" };
     let notes = vec![
-        format!(
-            "create: embedded {} bindfs (target >= 1.0x: {}); --server {} (target >= 0.5x: {}); vs s3fs {} / {} (target >= 20x: {})",
-            report::ratio(c_emb, c_bind),
-            ok(c_emb >= c_bind),
-            report::ratio(c_srv, c_bind),
-            ok(c_srv >= 0.5 * c_bind),
-            report::ratio(c_emb, c_s3),
-            report::ratio(c_srv, c_s3),
-            ok(c_emb >= 20.0 * c_s3 && c_srv >= 20.0 * c_s3)
-        ),
+        create_note,
         format!(
             "cold read {mib} MiB (embedded): {} s3fs (target >= 1.5x: {}), {} raw GETs (target >= 0.8x: {})",
             report::ratio(reads[0].1, r_s3),
@@ -701,14 +798,14 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
             args.common.durability.name()
         ),
         tables: vec![
-            (format!("Empty-file create rate (one thread; median of {ROUNDS} alternating rounds)"), creates),
+            (create_title, creates),
             (format!("Sequential {mib} MiB (write includes close, mean of 2 rounds in opposite orders, sync between sides; read is cold)"), bytes_table),
             ("tar x of a source tree".into(), tar),
         ],
         notes,
         params: json!({"creates": args.creates, "s3fs_creates": args.s3fs_creates, "size_mib": mib, "tar_files": files}),
         results: json!({
-            "create_per_s": {"ext4": c_ext4, "bindfs": c_bind, "nokv": c_emb, "nokv_server": c_srv, "s3fs": c_s3},
+            "create_per_s": create_json,
             "write_mbps": {"ext4": w_ext4, "nokv": w_emb, "nokv_server": w_srv, "s3fs": w_s3},
             "cold_read_mbps": {"nokv": reads[0].1, "nokv_server": reads[1].1, "s3fs": r_s3, "raw_gets": raw},
             "tar_x_s": {"ext4": t_ext4.as_secs_f64(), "nokv": t_emb.as_secs_f64(), "nokv_server": t_srv.as_secs_f64(), "s3fs": t_s3.as_secs_f64()},

@@ -334,4 +334,10 @@ pub struct MountArgs {
     /// none; with --server, the server collects garbage)
     #[arg(long, default_value_t = 60)]
     pub gc_interval: u64,
+    /// With --server: ask the server about every name, also in
+    /// directories this mount made and knows completely (by default
+    /// lookups of absent names there are answered locally, from the
+    /// watch log)
+    #[arg(long)]
+    pub no_dir_cache: bool,
 }

@@ -39,6 +39,7 @@ pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
             spool_dir: args.spool_dir.unwrap_or_else(std::env::temp_dir),
             readahead_blocks: args.readahead_blocks,
             snapshot: args.snapshot.clone(),
+            dir_cache: remote && !args.no_dir_cache,
         },
         threads: args.threads,
         fsname: format!("nokv:{}", info.volume_id),

@@ -764,3 +764,135 @@ fn an_embedded_mount_collects_garbage_in_the_background() {
     );
     m.stop();
 }
+
+/// The server's count of `op` answered with `outcome` (Prometheus text).
+fn op_count(v: &Vol, op: &str, outcome: &str) -> u64 {
+    let (status, body) = v.server.as_ref().unwrap().get("/metrics");
+    assert_eq!(status, 200);
+    let key = format!("nokv_ops_total{{op=\"{op}\",outcome=\"{outcome}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Waits until lookups of absent names in `dir` (a directory the mount
+/// made) no longer reach the server: the mount's watch follower has
+/// applied the directory's creation event.
+fn wait_dir_cached(v: &Vol, dir: &Path) {
+    let start = Instant::now();
+    for i in 0.. {
+        let before = op_count(v, "lookup", "not_found");
+        assert!(!dir.join(format!(".probe-{i}")).exists());
+        if op_count(v, "lookup", "not_found") == before {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} never got cached",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Creating files in a directory a `--server` mount made asks the
+/// server no LOOKUP of the new names (the mount knows the directory's
+/// whole contents from the watch log); `--no-dir-cache` asks one per
+/// file. Counted by the server's metrics, not timed.
+#[test]
+fn server_mount_creates_skip_the_lookup_of_the_new_name() {
+    if fuse_missing() {
+        return;
+    }
+    const N: u64 = 200;
+    let v = Vol::new(Backend::Local, true);
+    let a = v.mount("a", &[]);
+    let b = v.mount("b", &["--no-dir-cache"]);
+
+    std::fs::create_dir(a.path("d")).unwrap();
+    wait_dir_cached(&v, &a.path("d"));
+    let (nf, ok) = (
+        op_count(&v, "lookup", "not_found"),
+        op_count(&v, "lookup", "ok"),
+    );
+    for i in 0..N {
+        std::fs::File::create(a.path(&format!("d/f{i:04}"))).unwrap();
+    }
+    let nf_a = op_count(&v, "lookup", "not_found") - nf;
+    let ok_a = op_count(&v, "lookup", "ok") - ok;
+    assert!(nf_a <= 2, "{nf_a} lookups of new names reached the server");
+    assert!(ok_a <= N / 10, "{ok_a} positive lookups for {N} creates");
+    // The mount still sees its files, and so does the other mount.
+    assert!(a.path("d/f0007").exists());
+    assert_eq!(std::fs::read_dir(a.path("d")).unwrap().count() as u64, N);
+    assert_eq!(std::fs::read_dir(b.path("d")).unwrap().count() as u64, N);
+
+    // Without the cache: one server LOOKUP per new name.
+    std::fs::create_dir(b.path("e")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let nf = op_count(&v, "lookup", "not_found");
+    for i in 0..N {
+        std::fs::File::create(b.path(&format!("e/f{i:04}"))).unwrap();
+    }
+    let nf_b = op_count(&v, "lookup", "not_found") - nf;
+    assert!(
+        nf_b >= N,
+        "only {nf_b} lookups for {N} creates without the cache"
+    );
+    a.stop();
+    b.stop();
+    fsck_clean(&v);
+}
+
+/// Mount a makes d; mount b creates names in it: a sees them (the watch
+/// log adds them to a's cache), and an O_CREAT open without O_EXCL in a
+/// of a name b just created opens b's file, also when a's cache has not
+/// heard of it yet.
+#[test]
+fn a_directory_cache_sees_other_mounts_names() {
+    if fuse_missing() {
+        return;
+    }
+    let v = Vol::new(Backend::Local, true);
+    let a = v.mount("a", &[]);
+    let b = v.mount("b", &[]);
+    std::fs::create_dir(a.path("d")).unwrap();
+    wait_dir_cached(&v, &a.path("d"));
+    std::fs::write(b.path("d/x"), "from b").unwrap();
+    eventually("a sees b's file", Duration::from_secs(10), || {
+        std::fs::read_to_string(a.path("d/x")).ok().as_deref() == Some("from b")
+    });
+    for i in 0..20 {
+        let want = format!("b wrote {i}");
+        std::fs::write(b.path(&format!("d/y{i}")), &want).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(a.path(&format!("d/y{i}")))
+            .unwrap();
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut f, &mut got).unwrap();
+        assert_eq!(got, want, "a's O_CREAT open of y{i} did not open b's file");
+    }
+    // O_EXCL of a name b made fails, whatever a's cache knew.
+    std::fs::write(b.path("d/z"), "z").unwrap();
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(a.path("d/z"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
+    // Removals and renames by b show in a.
+    std::fs::remove_file(b.path("d/x")).unwrap();
+    std::fs::rename(b.path("d/y0"), b.path("d/moved")).unwrap();
+    eventually(
+        "a sees b's removal and rename",
+        Duration::from_secs(10),
+        || !a.path("d/x").exists() && !a.path("d/y0").exists() && a.path("d/moved").exists(),
+    );
+    a.stop();
+    b.stop();
+    fsck_clean(&v);
+}

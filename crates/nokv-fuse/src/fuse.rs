@@ -189,6 +189,12 @@ impl Filesystem for NokvFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        // A name the absent-name cache rules out has nothing to wait for:
+        // answered on this thread (the LOOKUP before every create).
+        if self.core.known_absent(parent.0, n.as_bytes()) {
+            reply.error(Errno::ENOENT);
+            return;
+        }
         let (ctx, n) = (self.ctx(), name(n));
         self.spawn(async move {
             let r = ctx.core.lookup(parent.0, &n).await;

@@ -10,14 +10,22 @@
 //! - notifications are sent from their own thread, never from a request
 //!   handler, so a kernel waiting on a reply cannot deadlock them;
 //! - a watch stream that ends (server restart, compacted cursor)
-//!   restarts from the head after a short pause.
+//!   restarts from the head after a short pause;
+//! - the follower also keeps the absent-name cache (`core/dircache.rs`)
+//!   current: it applies every event in `seq` order before acting on
+//!   it, and drops the whole cache whenever the stream ends or fails
+//!   (events may have been missed).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use nokv_client::{Client, EventKind, WatchEvent};
+
+use crate::core::dircache::DirCache;
 
 /// What a notification does; `fuser::Notifier` in a mount, a recorder
 /// in tests.
@@ -51,35 +59,54 @@ fn split(path: &str) -> Option<(&str, &str)> {
 }
 
 /// What to invalidate for one event. New names need nothing (the mount
-/// never caches a negative lookup); names that went away or moved need
-/// their entries dropped, which takes their directory's inode (one stat).
+/// never caches a negative lookup in the kernel); names that went away
+/// or moved need their entries dropped, which takes their directory's
+/// inode: the event's `parent` / `old_parent` (one stat of the
+/// directory for events of a server that does not send them).
 async fn notes(client: &Client, ev: &WatchEvent) -> Vec<Note> {
     let mut out = Vec::new();
-    let paths: Vec<&str> = match ev.kind {
+    let paths: Vec<(&str, Option<u64>)> = match ev.kind {
         // Snapshots change nothing the live mount shows.
         EventKind::Created | EventKind::SnapshotCreated | EventKind::SnapshotRetired => return out,
         EventKind::Published | EventKind::Replaced | EventKind::AttrChanged => Vec::new(),
-        EventKind::Removed => vec![ev.path.as_str()],
-        EventKind::Renamed => std::iter::once(ev.path.as_str())
-            .chain(ev.old_path.as_deref())
+        EventKind::Removed => vec![(ev.path.as_str(), Some(ev.parent))],
+        EventKind::Renamed => std::iter::once((ev.path.as_str(), Some(ev.parent)))
+            .chain(ev.old_path.as_deref().map(|p| (p, ev.old_parent)))
             .collect(),
     };
     out.push(Note::Inode(ev.ino));
-    for path in paths {
+    for (path, parent) in paths {
         let Some((dir, name)) = split(path) else {
             continue;
         };
-        if let Ok(attr) = client.stat(dir).await {
-            out.push(Note::Inode(attr.ino));
-            out.push(Note::Entry(attr.ino, name.as_bytes().to_vec()));
-        }
+        let parent = match parent.filter(|&p| p != 0) {
+            Some(p) => p,
+            None => match client.stat(dir).await {
+                Ok(attr) => attr.ino,
+                Err(_) => continue,
+            },
+        };
+        out.push(Note::Inode(parent));
+        out.push(Note::Entry(parent, name.as_bytes().to_vec()));
     }
     out
 }
 
 /// Follows the watch log of `client` forever, invalidating through
-/// `target`. Run it as a task; drop it (abort) to stop.
-pub async fn follow(client: Client, target: impl Invalidate) {
+/// `target` and keeping `cache` current. Run it as a task; drop it
+/// (abort) to stop.
+pub async fn follow(client: Client, target: impl Invalidate, cache: Option<Arc<DirCache>>) {
+    // Whatever ends this task (abort included) must not leave a cache
+    // that nothing keeps current.
+    struct ResetOnDrop(Option<Arc<DirCache>>);
+    impl Drop for ResetOnDrop {
+        fn drop(&mut self) {
+            if let Some(c) = &self.0 {
+                c.reset();
+            }
+        }
+    }
+    let _reset = ResetOnDrop(cache.clone());
     let (tx, rx) = std::sync::mpsc::channel::<Note>();
     let sender = std::thread::Builder::new()
         .name("nokv-invalidate".into())
@@ -108,6 +135,9 @@ pub async fn follow(client: Client, target: impl Invalidate) {
         while let Some(ev) = events.next().await {
             match ev {
                 Ok(ev) => {
+                    if let Some(c) = &cache {
+                        c.apply(&ev);
+                    }
                     for note in notes(&client, &ev).await {
                         if tx.send(note).is_err() {
                             return;
@@ -119,6 +149,10 @@ pub async fn follow(client: Client, target: impl Invalidate) {
                     break;
                 }
             }
+        }
+        // Events after the last one applied may be missed from here on.
+        if let Some(c) = &cache {
+            c.reset();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -157,6 +157,9 @@ where
     let mountpoint = check_mountpoint(&opts.mountpoint)?;
     let mut fs_opts = opts.fs.clone();
     fs_opts.read_only |= opts.read_only;
+    // Local answers for absent names need the watch follower that keeps
+    // them current; an embedded mount's lookups are cheap anyway.
+    fs_opts.dir_cache &= opts.invalidate;
     let read_only = fs_opts.read_only || fs_opts.snapshot.is_some();
     let snapshot_mount = fs_opts.snapshot.is_some();
     let core = Arc::new(FsCore::start(client.clone(), fs_opts).await?);
@@ -200,8 +203,13 @@ where
     on_mounted();
 
     // A snapshot never changes: nothing to invalidate.
-    let invalidator = (opts.invalidate && !snapshot_mount)
-        .then(|| tokio::spawn(crate::invalidate::follow(client.clone(), notifier)));
+    let invalidator = (opts.invalidate && !snapshot_mount).then(|| {
+        tokio::spawn(crate::invalidate::follow(
+            client.clone(),
+            notifier,
+            core.dir_cache(),
+        ))
+    });
 
     let signalled = tokio::select! {
         _ = shutdown => true,

@@ -287,8 +287,7 @@ pub(crate) fn publish_ino(
     data.ctime = now;
     write_manifest(txn, ino, data.generation, &body)?;
     store_inode(txn, ino, &loc, &data)?;
-    let path = watch::inode_path(txn, ino, &loc)?;
-    txn.emit(watch::event(EventKind::Replaced, path, None, ino, &data))?;
+    watch::emit_at(txn, EventKind::Replaced, ino, &loc, &data)?;
     Ok(PublishOutcome {
         attr: data.to_attr(ino),
         replaced: replaced.or(Some(old_body)),

@@ -15,7 +15,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The format version this build reads and writes.
 /// 2: snapshots (`P`, `H` keys) and the snapshot field of watch events.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the `parent` and `old_parent` fields of watch events.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Persistent inode attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

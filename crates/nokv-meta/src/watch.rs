@@ -80,21 +80,46 @@ pub(crate) fn event(
         digest: data.body.as_ref().map(|b| b.digest),
         time: 0,
         snapshot: None,
+        parent: 0,
+        old_parent: None,
     }
 }
 
-/// Emits the event `kind` about `dir/name` (inode `ino`, `data`).
+/// Emits the event `kind` about `dir/name` (inode `ino`, `data`);
+/// `old` is the old directory and path of a rename.
 pub(crate) fn emit(
     txn: &mut Txn<'_>,
     kind: EventKind,
     dir: u64,
     name: &[u8],
-    old_path: Option<String>,
+    old: Option<(u64, String)>,
     ino: u64,
     data: &InodeData,
 ) -> Result<()> {
     let path = child_path(txn, dir, name)?;
-    txn.emit(event(kind, path, old_path, ino, data))
+    let (old_parent, old_path) = old.unzip();
+    let mut ev = event(kind, path, old_path, ino, data);
+    ev.parent = dir;
+    ev.old_parent = old_parent;
+    txn.emit(ev)
+}
+
+/// Emits the event `kind` about inode `ino` found at `loc` (its entry
+/// when its attributes live inline there; no entry for a hard-linked
+/// inode or the root).
+pub(crate) fn emit_at(
+    txn: &mut Txn<'_>,
+    kind: EventKind,
+    ino: u64,
+    loc: &crate::namespace::Loc,
+    data: &InodeData,
+) -> Result<()> {
+    let path = inode_path(txn, ino, loc)?;
+    let mut ev = event(kind, path, None, ino, data);
+    if let crate::namespace::Loc::Entry { parent, .. } = loc {
+        ev.parent = *parent;
+    }
+    txn.emit(ev)
 }
 
 fn floor(engine: &Engine) -> Result<u64> {

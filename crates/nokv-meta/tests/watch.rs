@@ -163,3 +163,84 @@ fn a_failed_command_emits_nothing() {
     assert!(evs.is_empty(), "{:?}", summary(&evs));
     let _ = EventKind::Created;
 }
+
+#[test]
+fn events_name_the_directories_their_names_are_in() {
+    let (_d, vol) = new_volume(Durability::Async);
+    let start = vol.watch_head();
+    let op = |o: MetaOp| execute(&vol, o).unwrap();
+    let ino = |p: &str| {
+        vol.resolve(&NokvPath::parse(p).unwrap(), false)
+            .unwrap()
+            .ino
+    };
+    op(MetaOp::Mkdir {
+        path: "/a".into(),
+        owner: dir_owner(),
+        parents: false,
+    });
+    op(MetaOp::Mkdir {
+        path: "/b".into(),
+        owner: dir_owner(),
+        parents: false,
+    });
+    let (a, b) = (ino("/a"), ino("/b"));
+    op(MetaOp::Create {
+        path: "/a/f".into(),
+        owner: owner(),
+        exclusive: true,
+    });
+    op(MetaOp::Create {
+        path: "/b/g".into(),
+        owner: owner(),
+        exclusive: true,
+    });
+    op(MetaOp::Link {
+        existing: "/b/g".into(),
+        new: "/a/h".into(),
+    });
+    // A rename over /b/g: the target's removal, then the move.
+    op(MetaOp::Rename {
+        src: "/a/f".into(),
+        dst: "/b/g".into(),
+        replace: true,
+    });
+    op(MetaOp::SetAttr {
+        path: "/b/g".into(),
+        change: nokv_types::SetAttr {
+            mode: Some(0o600),
+            ..Default::default()
+        },
+    });
+    op(MetaOp::Unlink {
+        path: "/a/h".into(),
+    });
+    let (evs, _) = events(&vol, start, "/");
+    let got: Vec<(String, u64, Option<u64>)> = evs
+        .iter()
+        .map(|e| {
+            (
+                summary(std::slice::from_ref(e))[0].clone(),
+                e.parent,
+                e.old_parent,
+            )
+        })
+        .collect();
+    let root = nokv_types::ROOT_INO;
+    assert_eq!(
+        got,
+        vec![
+            ("created /a".to_string(), root, None),
+            ("created /b".to_string(), root, None),
+            ("created /a/f".to_string(), a, None),
+            ("created /b/g".to_string(), b, None),
+            ("created /a/h".to_string(), a, None),
+            ("removed /b/g".to_string(), b, None),
+            ("renamed /a/f -> /b/g".to_string(), b, Some(a)),
+            ("attr_changed /b/g".to_string(), b, None),
+            ("removed /a/h".to_string(), a, None),
+        ]
+    );
+    assert_eq!(evs[1].name(), Some("b"));
+    assert_eq!(evs[6].old_name(), Some("f"));
+}

@@ -284,6 +284,8 @@ pub(crate) fn event_to(e: WatchEvent) -> pb::WatchEvent {
         digest: e.digest.map(|d| d.to_vec()),
         time: e.time,
         snapshot: e.snapshot,
+        parent: e.parent,
+        old_parent: e.old_parent,
     }
 }
 
@@ -301,6 +303,8 @@ pub(crate) fn event_from(e: pb::WatchEvent) -> Result<WatchEvent> {
         digest: e.digest.map(|d| digest(d, "event digest")).transpose()?,
         time: e.time,
         snapshot: e.snapshot,
+        parent: e.parent,
+        old_parent: e.old_parent,
     })
 }
 

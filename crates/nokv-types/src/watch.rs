@@ -70,9 +70,25 @@ pub struct WatchEvent {
     pub time: i64,
     /// The snapshot a snapshot event is about.
     pub snapshot: Option<String>,
+    /// The inode of the directory holding the name the event is about
+    /// (the new name of a rename); 0 when the event names no entry (the
+    /// root, a hard-linked inode changed by inode, snapshot events).
+    pub parent: u64,
+    /// The directory the old name of a rename was in.
+    pub old_parent: Option<u64>,
 }
 
 impl WatchEvent {
+    /// The last component of `path` (the entry name in `parent`).
+    pub fn name(&self) -> Option<&str> {
+        last_name(&self.path)
+    }
+
+    /// The last component of `old_path` (the old name in `old_parent`).
+    pub fn old_name(&self) -> Option<&str> {
+        self.old_path.as_deref().and_then(last_name)
+    }
+
     /// True when the event concerns `prefix` or something below it (a
     /// rename counts if either side does).
     pub fn is_under(&self, prefix: &str) -> bool {
@@ -83,6 +99,11 @@ impl WatchEvent {
         };
         under(&self.path) || self.old_path.as_deref().is_some_and(under)
     }
+}
+
+fn last_name(path: &str) -> Option<&str> {
+    let (_, name) = path.rsplit_once('/')?;
+    (!name.is_empty()).then_some(name)
 }
 
 /// A page of the watch log.

@@ -15,8 +15,14 @@
 //!   rename over the file meanwhile does not tear what it reads;
 //! - attributes of a file with unpublished writes in this mount show the
 //!   spool's size and mtime (`overlay`), so `stat` during a write agrees
-//!   with what the writer wrote.
+//!   with what the writer wrote;
+//! - with `dir_cache` (`--server` mounts), a lookup of a name is
+//!   answered "absent" locally only when `dircache.rs` knows the whole
+//!   directory as of the watch stream's position (see its invariants);
+//!   every op that adds a name tells the cache, so this mount always
+//!   sees its own new names.
 
+pub mod dircache;
 mod readahead;
 mod reads;
 pub mod spool;
@@ -33,6 +39,7 @@ use nokv_client::{
 };
 use parking_lot::Mutex;
 
+use dircache::DirCache;
 use readahead::Readahead;
 use spool::Spool;
 
@@ -48,6 +55,10 @@ pub struct FsOptions {
     /// Serve this snapshot instead of the live volume (read-only; its
     /// pinned directory is the root).
     pub snapshot: Option<String>,
+    /// Answer lookups of absent names in directories this mount made
+    /// from a cache kept by the watch follower (`dircache.rs`; the
+    /// follower must be fed with `FsCore::dir_cache`).
+    pub dir_cache: bool,
 }
 
 impl Default for FsOptions {
@@ -57,6 +68,7 @@ impl Default for FsOptions {
             spool_dir: std::env::temp_dir(),
             readahead_blocks: 16,
             snapshot: None,
+            dir_cache: false,
         }
     }
 }
@@ -111,6 +123,7 @@ pub struct FsCore {
     change_seq: AtomicU64,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+    dircache: Option<Arc<DirCache>>,
 }
 
 fn read_only() -> Error {
@@ -154,7 +167,10 @@ impl FsCore {
     fn with_reads(client: Client, opts: FsOptions, reads: reads::Reads) -> Result<FsCore> {
         std::fs::create_dir_all(&opts.spool_dir)
             .map_err(|e| Error::Io(format!("spool directory {}: {e}", opts.spool_dir.display())))?;
+        let live_rw = !opts.read_only && opts.snapshot.is_none();
+        let dircache = (opts.dir_cache && live_rw).then(|| Arc::new(DirCache::default()));
         Ok(FsCore {
+            dircache,
             client,
             reads,
             opts,
@@ -167,6 +183,17 @@ impl FsCore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The absent-name cache, for the watch follower to keep current
+    /// (None unless `FsOptions::dir_cache`).
+    pub fn dir_cache(&self) -> Option<Arc<DirCache>> {
+        self.dircache.clone()
+    }
+
+    /// A ticket for an own op that may add a name to `dir`.
+    fn adding(&self, dir: u64) -> Option<dircache::Ticket<'_>> {
+        self.dircache.as_deref().map(|c| c.begin(dir))
     }
 
     pub fn block_size(&self) -> u32 {
@@ -219,7 +246,18 @@ impl FsCore {
 
     // ---- names and attributes ----
 
+    /// True when the absent-name cache answers that `parent/name` does
+    /// not exist (no I/O; `lookup` would fail with NotFound).
+    pub fn known_absent(&self, parent: u64, name: &[u8]) -> bool {
+        self.dircache
+            .as_deref()
+            .is_some_and(|c| c.absent(parent, name))
+    }
+
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
+        if self.known_absent(parent, name) {
+            return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
+        }
         Ok(self.overlay(self.reads.lookup(parent, name).await?))
     }
 
@@ -294,13 +332,26 @@ impl FsCore {
 
     pub async fn mkdir(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
         self.writable()?;
-        self.client.mkdir_at(parent, name, owner).await
+        let ticket = self
+            .dircache
+            .as_deref()
+            .map(|c| c.begin_mkdir(parent, name));
+        let attr = self.client.mkdir_at(parent, name, owner).await?;
+        if let Some(t) = ticket {
+            t.made_dir(name, attr.ino, attr.ctime);
+        }
+        Ok(attr)
     }
 
     /// mknod of a regular file (other kinds are not stored).
     pub async fn mknod_file(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
         self.writable()?;
-        self.client.create_at(parent, name, owner, true).await
+        let ticket = self.adding(parent);
+        let attr = self.client.create_at(parent, name, owner, true).await?;
+        if let Some(t) = ticket {
+            t.added(name, attr.ino, attr.ctime);
+        }
+        Ok(attr)
     }
 
     pub async fn symlink(
@@ -311,12 +362,22 @@ impl FsCore {
         owner: Owner,
     ) -> Result<Attr> {
         self.writable()?;
-        self.client.symlink_at(parent, name, target, owner).await
+        let ticket = self.adding(parent);
+        let attr = self.client.symlink_at(parent, name, target, owner).await?;
+        if let Some(t) = ticket {
+            t.added(name, attr.ino, attr.ctime);
+        }
+        Ok(attr)
     }
 
     pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
         self.writable()?;
-        Ok(self.overlay(self.client.link_at(ino, new_parent, new_name).await?))
+        let ticket = self.adding(new_parent);
+        let attr = self.client.link_at(ino, new_parent, new_name).await?;
+        if let Some(t) = ticket {
+            t.added(new_name, attr.ino, attr.ctime);
+        }
+        Ok(self.overlay(attr))
     }
 
     pub async fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
@@ -343,9 +404,14 @@ impl FsCore {
         } else {
             RenameMode::Replace
         };
+        let ticket = self.adding(new_parent);
         self.client
             .rename_at(parent, name, new_parent, new_name, mode)
-            .await
+            .await?;
+        if let Some(t) = ticket {
+            t.moved_in(new_name);
+        }
+        Ok(())
     }
 
     // ---- files ----
@@ -361,10 +427,17 @@ impl FsCore {
         intent: OpenIntent,
     ) -> Result<(Attr, u64)> {
         self.writable()?;
+        let ticket = self.adding(parent);
+        // Without O_EXCL an existing file is opened, as on a local disk;
+        // this also covers a name the cache said was absent but another
+        // client created within the watch lag.
         let attr = self
             .client
             .create_at(parent, name, owner, exclusive)
             .await?;
+        if let Some(t) = ticket {
+            t.added(name, attr.ino, attr.ctime);
+        }
         let fh = self
             .open_attr(
                 &attr,

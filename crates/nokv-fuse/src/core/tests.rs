@@ -2,7 +2,9 @@
 //! flush/close, readers see published generations only, O_TRUNC,
 //! O_APPEND, sparse writes, truncation, block reuse, last close wins.
 
-use nokv_client::{Client, ClientOptions, Durability, InitOptions, ObjectLocation, Owner, SetAttr};
+use nokv_client::{
+    Client, ClientOptions, Durability, FileKind, InitOptions, ObjectLocation, Owner, SetAttr,
+};
 
 use super::{FsCore, FsOptions, OpenIntent};
 
@@ -16,6 +18,10 @@ struct T {
 }
 
 async fn core() -> T {
+    core_with(FsOptions::default()).await
+}
+
+async fn core_with(base: FsOptions) -> T {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("vol");
     let mut init = InitOptions::new(ObjectLocation::Local {
@@ -29,13 +35,21 @@ async fn core() -> T {
     let client = Client::init(&home, init, opts).await.unwrap();
     let fs = FsOptions {
         spool_dir: dir.path().join("spool"),
-        ..FsOptions::default()
+        ..base
     };
     let core = FsCore::new(client.clone(), fs).unwrap();
     T {
         _dir: dir,
         core,
         client,
+    }
+}
+
+fn dir_owner() -> Owner {
+    Owner {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
     }
 }
 
@@ -517,4 +531,152 @@ async fn the_whole_body_digest_survives_every_way_a_prefix_ends() {
         assert_eq!(body.digest, *blake3::hash(&model).as_bytes(), "{what}");
         assert_eq!(read_all(&t, attr.ino).await, model, "{what}");
     }
+}
+
+/// Applies every event from `from` on to `cache`; returns the next `from`.
+async fn catch_up(t: &T, cache: &super::DirCache, from: u64) -> u64 {
+    let mut next = from;
+    loop {
+        let page = t.client.watch_page("/", next, 1000).await.unwrap();
+        for e in &page.events {
+            cache.apply(e);
+        }
+        if page.next == next {
+            return next;
+        }
+        next = page.next;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_names_in_own_directories_are_answered_locally() {
+    let t = core_with(FsOptions {
+        dir_cache: true,
+        ..FsOptions::default()
+    })
+    .await;
+    let cache = t.core.dir_cache().unwrap();
+    let from = t.client.watch_head().await.unwrap();
+    let d = t.core.mkdir(ROOT, b"d", dir_owner()).await.unwrap().ino;
+    assert!(!cache.is_cached(d), "not before its creation event");
+    let from = catch_up(&t, &cache, from).await;
+    assert!(cache.is_cached(d));
+    assert!(!cache.is_cached(ROOT), "the root was not made here");
+
+    let asked = cache.stats().absent_answers;
+    assert!(matches!(
+        t.core.lookup(d, b"x").await,
+        Err(nokv_client::Error::NotFound(_))
+    ));
+    assert_eq!(cache.stats().absent_answers, asked + 1);
+    // Own new names are found at once, before their events.
+    let (f, fh) = t.core.create(d, b"mine", owner(), true, W).await.unwrap();
+    t.core.release(fh).await.unwrap();
+    assert_eq!(t.core.lookup(d, b"mine").await.unwrap().ino, f.ino);
+    t.core.symlink(d, b"l", b"mine", owner()).await.unwrap();
+    t.core.link(f.ino, d, b"hard").await.unwrap();
+    t.core.rename(d, b"hard", d, b"moved", false).await.unwrap();
+    let sub = t.core.mkdir(d, b"sub", dir_owner()).await.unwrap().ino;
+    for n in [&b"mine"[..], b"l", b"moved", b"sub"] {
+        t.core.lookup(d, n).await.unwrap();
+    }
+
+    // Another writer's name is invisible here until its event is
+    // applied (it is absent in a state no older than the watch lag)...
+    let other = t
+        .client
+        .create_at(d, b"theirs", owner(), true)
+        .await
+        .unwrap();
+    assert!(t.core.lookup(d, b"theirs").await.is_err());
+    // ... and a create without O_EXCL of it opens that file, as on a
+    // local disk, while O_EXCL fails.
+    let (opened, fh) = t
+        .core
+        .create(d, b"theirs", owner(), false, W)
+        .await
+        .unwrap();
+    assert_eq!(opened.ino, other.ino);
+    t.core.write(fh, 0, b"hello").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    assert_eq!(read_all(&t, other.ino).await, b"hello");
+    assert!(matches!(
+        t.core.create(d, b"theirs", owner(), true, W).await,
+        Err(nokv_client::Error::Exists(_))
+    ));
+    let other2 = t
+        .client
+        .create_at(d, b"theirs2", owner(), true)
+        .await
+        .unwrap();
+    catch_up(&t, &cache, from).await;
+    assert_eq!(t.core.lookup(d, b"theirs2").await.unwrap().ino, other2.ino);
+    // Removals show once a later command's event is in.
+    t.client.unlink_at(d, b"theirs2").await.unwrap();
+    t.client.create_at(sub, b"z", owner(), true).await.unwrap();
+    catch_up(&t, &cache, from).await;
+    assert!(matches!(
+        t.core.lookup(d, b"theirs2").await,
+        Err(nokv_client::Error::NotFound(_))
+    ));
+    assert!(cache.is_cached(sub));
+    assert_eq!(t.core.lookup(sub, b"z").await.unwrap().kind, FileKind::File);
+}
+
+struct NoKernel;
+
+impl crate::invalidate::Invalidate for NoKernel {
+    fn entry(&self, _parent: u64, _name: &[u8]) {}
+    fn inode(&self, _ino: u64) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
+    let t = core_with(FsOptions {
+        dir_cache: true,
+        ..FsOptions::default()
+    })
+    .await;
+    let cache = t.core.dir_cache().unwrap();
+    let follower = tokio::spawn(crate::invalidate::follow(
+        t.client.clone(),
+        NoKernel,
+        Some(cache.clone()),
+    ));
+    // The follower starts at the head it reads first: retry the mkdir
+    // until one comes after it.
+    let mut d = 0;
+    for i in 0..50 {
+        let ino = t
+            .core
+            .mkdir(ROOT, format!("d{i}").as_bytes(), dir_owner())
+            .await
+            .unwrap()
+            .ino;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while !cache.is_cached(ino) && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if cache.is_cached(ino) {
+            d = ino;
+            break;
+        }
+    }
+    assert!(d != 0, "no directory got cached");
+    let other = t.client.create_at(d, b"x", owner(), true).await.unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match t.core.lookup(d, b"x").await {
+            Ok(a) => {
+                assert_eq!(a.ino, other.ino);
+                break;
+            }
+            Err(_) => assert!(std::time::Instant::now() < until, "x never showed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    follower.abort();
+    let _ = follower.await;
+    assert!(!cache.is_cached(d), "a stopped follower leaves no cache");
+    assert!(t.core.lookup(d, b"y").await.is_err());
 }

@@ -62,7 +62,6 @@ pub(crate) fn setattr(
     data.ctime = txn.now();
     store_inode(txn, ino, &loc, &data)?;
     // A hard-linked inode has no single path: its event names none ("").
-    let path = watch::inode_path(txn, ino, &loc)?;
-    txn.emit(watch::event(EventKind::AttrChanged, path, None, ino, &data))?;
+    watch::emit_at(txn, EventKind::AttrChanged, ino, &loc, &data)?;
     Ok(data.to_attr(ino))
 }

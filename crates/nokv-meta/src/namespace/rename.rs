@@ -118,7 +118,7 @@ pub(crate) fn rename(
         EventKind::Renamed,
         dst_parent,
         dst_name,
-        Some(old_path),
+        Some((src_parent, old_path)),
         src_ino,
         &moved,
     )?;

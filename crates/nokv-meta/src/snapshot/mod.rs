@@ -169,6 +169,8 @@ fn snapshot_event(
         digest: root.and_then(|a| a.digest),
         time: 0,
         snapshot: Some(info.name.clone()),
+        parent: 0,
+        old_parent: None,
     }
 }
 
