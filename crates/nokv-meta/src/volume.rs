@@ -104,6 +104,7 @@ struct Inner {
     committer: Committer,
     superblock: Superblock,
     home: PathBuf,
+    durability: Durability,
     _lock: VolumeLock,
 }
 
@@ -226,6 +227,7 @@ impl Volume {
                 engine,
                 committer,
                 superblock,
+                durability: open.durability,
                 _lock: lock,
             }),
         })
@@ -273,6 +275,7 @@ impl Volume {
                 engine,
                 committer,
                 superblock,
+                durability: open.durability,
                 _lock: lock,
             }),
         })
@@ -295,6 +298,11 @@ impl Volume {
     /// The volume's home directory.
     pub fn home(&self) -> &Path {
         &self.inner.home
+    }
+
+    /// How this open acknowledges commands.
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
     }
 
     /// Tells later openers who holds the volume (shown in their `Busy`
