@@ -81,6 +81,9 @@ pub struct ServerArgs {
     /// Shape of the names: `padded` (file.0.00000042) or `short`.
     #[arg(long, value_enum, default_value_t = NameStyle::Padded)]
     pub names: NameStyle,
+    /// Run only part 1 (batched create vs ext4), e.g. to compare builds.
+    #[arg(long)]
+    pub create_only: bool,
 }
 
 fn file_name(names: NameStyle, prefix: &str, i: usize) -> String {
@@ -489,6 +492,34 @@ pub fn run(args: &ServerArgs, scratch: &Scratch) -> Result<Report> {
         s.stop().context("stopping the sync server")?;
     }
 
+    let create_title =
+        format!("Batched create ({total} files per layout; target: server >= 3x ext4)");
+    let title = format!(
+        "Metadata server in this process on 127.0.0.1 (gRPC over loopback TCP, token auth), \
+         {threads} client tasks x {files} files, batches of {batch}. NoKV durability={d}; \
+         ext4 side is plain std::fs, never fsynced."
+    );
+    if args.create_only {
+        drop(conns);
+        server.stop().context("stopping the server")?;
+        drop(embedded);
+        drop(crt);
+        return Ok(Report {
+            bench: "server",
+            title,
+            tables: vec![(create_title, create_table)],
+            notes: vec!["--create-only: parts 2 (big dir) and 3 (single ops) skipped".into()],
+            params: json!({
+                "threads": threads,
+                "files_per_task": files,
+                "batch": batch,
+                "durability": d,
+                "names": names.describe(),
+            }),
+            results: json!({ "create": create_json }),
+        });
+    }
+
     // 2. Batched create into a 65,536-entry directory vs an empty one.
     eprintln!("server: big directory ({} entries) ...", args.big_dir);
     mkdirs(&crt, &conns[0], &["/big".to_string()])?;
@@ -622,16 +653,9 @@ pub fn run(args: &ServerArgs, scratch: &Scratch) -> Result<Report> {
 
     Ok(Report {
         bench: "server",
-        title: format!(
-            "Metadata server in this process on 127.0.0.1 (gRPC over loopback TCP, token auth), \
-             {threads} client tasks x {files} files, batches of {batch}. NoKV durability={d}; \
-             ext4 side is plain std::fs, never fsynced."
-        ),
+        title,
         tables: vec![
-            (
-                format!("Batched create ({total} files per layout; target: server >= 3x ext4)"),
-                create_table,
-            ),
+            (create_title, create_table),
             (
                 format!(
                     "Batched create into one directory, {total} files per measurement \

@@ -75,11 +75,27 @@ impl MetadataCommand {
 /// group: `None` marks a delete.
 pub(crate) type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Engine reads made by the commands of the current group, so the next
+/// command reading the same key (a create reads its directory's inode
+/// and its ancestors' back-pointers, as did the create before it) does
+/// not walk holt again. Valid for one group only: holt changes only when
+/// the group is applied, by the leader that owns this cache, and the
+/// group's own writes are found in its overlays before this cache.
+#[derive(Default)]
+pub(crate) struct ReadCache(
+    std::cell::RefCell<std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>>,
+);
+
+/// Entries a group's read cache keeps at most (it is dropped after the
+/// group anyway; this bounds one huge group).
+const READ_CACHE_MAX: usize = 4096;
+
 /// The view a transaction function has of the volume while it holds the
 /// commit turn.
 pub(crate) struct Txn<'a> {
     engine: &'a Engine,
     group: &'a Overlay,
+    reads: &'a ReadCache,
     local: Overlay,
     command: MetadataCommand,
     version: u64,
@@ -92,9 +108,11 @@ pub(crate) struct Txn<'a> {
 }
 
 impl<'a> Txn<'a> {
+    #[allow(clippy::too_many_arguments)] // the leader's state, passed piecewise
     pub(crate) fn new(
         engine: &'a Engine,
         group: &'a Overlay,
+        reads: &'a ReadCache,
         version: u64,
         now: i64,
         alloc: &'a mut Allocators,
@@ -104,6 +122,7 @@ impl<'a> Txn<'a> {
         Txn {
             engine,
             group,
+            reads,
             local: Overlay::new(),
             command: MetadataCommand::default(),
             version,
@@ -138,7 +157,16 @@ impl<'a> Txn<'a> {
         if let Some(v) = self.group.get(key) {
             return Ok(v.clone());
         }
-        self.engine.get(key)
+        if let Some(v) = self.reads.0.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.engine.get(key)?;
+        let mut reads = self.reads.0.borrow_mut();
+        if reads.len() >= READ_CACHE_MAX {
+            reads.clear();
+        }
+        reads.insert(key.to_vec(), v.clone());
+        Ok(v)
     }
 
     /// Writes `key`. A versioned key (namespace, manifests) first has

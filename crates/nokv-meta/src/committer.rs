@@ -23,7 +23,7 @@ use nokv_types::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 
 use crate::alloc::Allocators;
-use crate::command::{MetadataCommand, Overlay, Txn};
+use crate::command::{MetadataCommand, Overlay, ReadCache, Txn};
 use crate::engine::Engine;
 use crate::keys;
 use crate::records::{decode_u64, encode_u64};
@@ -200,6 +200,7 @@ impl Committer {
         let state = &mut *state;
         let now = nokv_types::now_nanos();
         let mut overlay = Overlay::new();
+        let reads = ReadCache::default();
         let mut commands: Vec<MetadataCommand> = Vec::new();
         let mut weight = 0usize;
         let mut deferred: Vec<Arc<Ticket>> = Vec::new();
@@ -219,6 +220,7 @@ impl Committer {
             let mut txn = Txn::new(
                 engine,
                 &overlay,
+                &reads,
                 version,
                 now,
                 &mut state.alloc,

@@ -113,32 +113,45 @@ impl Engine {
     /// Applies the commands in order as one holt batch, followed by
     /// `extra` unconditional puts. Ok(false): a guard failed in holt and
     /// nothing was applied.
+    ///
+    /// Writes that a later write of the same batch overwrites are left
+    /// out (see `superseded`): the batch is one WAL record and applies
+    /// all or nothing, so nobody can observe the overwritten value, and
+    /// the final state is the same. A group of creates in one directory
+    /// rewrites that directory's entry once per create; holt now gets it
+    /// once.
     pub fn apply(
         &self,
         commands: &[&MetadataCommand],
         extra: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<bool> {
+        let mut ops: Vec<BatchOp<'_>> = Vec::new();
+        for command in commands {
+            // Guards go where they were checked: holt's guards see the
+            // writes queued before them in the same batch.
+            let mut guards = command.predicates.iter().peekable();
+            for (i, m) in command.mutations.iter().enumerate() {
+                while let Some((_, p)) = guards.next_if(|(at, _)| *at <= i) {
+                    ops.push(BatchOp::Guard(p));
+                }
+                ops.push(match m {
+                    Mutation::Put(k, v) => BatchOp::Put(k, v),
+                    Mutation::Delete(k) => BatchOp::Delete(k),
+                });
+            }
+            ops.extend(guards.map(|(_, p)| BatchOp::Guard(p)));
+        }
+        ops.extend(extra.iter().map(|(k, v)| BatchOp::Put(k, v)));
+        let skip = superseded(&ops);
         self.tree
             .atomic(|batch| {
-                for command in commands {
-                    // Guards go where they were checked: holt's guards see
-                    // the writes queued before them in the same batch.
-                    let mut guards = command.predicates.iter().peekable();
-                    for (i, m) in command.mutations.iter().enumerate() {
-                        while let Some((_, p)) = guards.next_if(|(at, _)| *at <= i) {
-                            guard(batch, p);
-                        }
-                        match m {
-                            Mutation::Put(k, v) => batch.put(k, v),
-                            Mutation::Delete(k) => batch.delete(k),
-                        }
+                for (op, skip) in ops.iter().zip(skip) {
+                    match op {
+                        _ if skip => {}
+                        BatchOp::Guard(p) => guard(batch, p),
+                        BatchOp::Put(k, v) => batch.put(k, v),
+                        BatchOp::Delete(k) => batch.delete(k),
                     }
-                    for (_, p) in guards {
-                        guard(batch, p);
-                    }
-                }
-                for (k, v) in extra {
-                    batch.put(k, v);
                 }
             })
             .map_err(|e| holt_err("commit", e))
@@ -161,6 +174,34 @@ impl Engine {
     }
 }
 
+/// One entry of a batch, in the order holt gets them.
+enum BatchOp<'a> {
+    Guard(&'a Predicate),
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+}
+
+/// For each op, whether it is a write that can be left out: a later
+/// write of the same batch replaces it, and no guard between the two
+/// looks at its key (such a guard must see the earlier value).
+fn superseded(ops: &[BatchOp<'_>]) -> Vec<bool> {
+    let mut skip = vec![false; ops.len()];
+    // Keys written later in the batch with no guard on them since.
+    let mut later: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    for (i, op) in ops.iter().enumerate().rev() {
+        match op {
+            BatchOp::Guard(Predicate::Absent(k)) => {
+                later.remove(k.as_slice());
+            }
+            BatchOp::Guard(Predicate::PrefixEmpty(prefix)) => {
+                later.retain(|k| !k.starts_with(prefix));
+            }
+            BatchOp::Put(k, _) | BatchOp::Delete(k) => skip[i] = !later.insert(k),
+        }
+    }
+    skip
+}
+
 fn guard(batch: &mut holt::AtomicBatch, p: &Predicate) {
     match p {
         Predicate::Absent(k) => batch.assert_absent(k),
@@ -172,4 +213,34 @@ fn guard(batch: &mut holt::AtomicBatch, p: &Predicate) {
 #[derive(Debug, Clone)]
 pub struct EngineStats {
     pub summary: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn absent(k: &[u8]) -> Predicate {
+        Predicate::Absent(k.to_vec())
+    }
+
+    #[test]
+    fn only_overwritten_writes_are_left_out() {
+        let (p_a, p_b) = (absent(b"a"), Predicate::PrefixEmpty(b"b".to_vec()));
+        let ops = [
+            BatchOp::Put(b"d", b"1"), // replaced by the last put of d
+            BatchOp::Put(b"a", b"1"), // guarded below: kept
+            BatchOp::Guard(&p_a),
+            BatchOp::Put(b"a", b"2"),
+            BatchOp::Delete(b"b1"), // a prefix guard on b sees it: kept
+            BatchOp::Guard(&p_b),
+            BatchOp::Put(b"b1", b"x"),
+            BatchOp::Delete(b"c"), // replaced by the put of c
+            BatchOp::Put(b"c", b"3"),
+            BatchOp::Put(b"d", b"2"),
+        ];
+        assert_eq!(
+            superseded(&ops),
+            [true, false, false, false, false, false, false, true, false, false]
+        );
+    }
 }

@@ -3,11 +3,12 @@
 use nokv_types::{validate_name, Attr, Error, EventKind, FileKind, Result};
 
 use super::{
-    add_new, entry_inode, load_entry, new_inode, require_dir, require_inode, shown, touch_dir, Loc,
+    add_new_under, entry_inode, load_entry, new_inode, require_dir, require_inode, shown,
+    touch_dir, Loc,
 };
 use crate::command::Txn;
 use crate::keys;
-use crate::records::{encode, EntryRecord, InodeRecord};
+use crate::records::{encode, EntryRecord, InodeData, InodeRecord};
 use crate::watch;
 
 /// Ownership and permissions of a new inode.
@@ -18,20 +19,23 @@ pub struct Owner {
     pub gid: u32,
 }
 
-fn claim_name(txn: &mut Txn<'_>, parent: u64, name: &[u8]) -> Result<()> {
+/// Checks `name` can be added to `parent` (and guards it); returns the
+/// parent's attributes, which adding the name does not change, so the
+/// caller can update them without reading them again.
+fn claim_name(txn: &mut Txn<'_>, parent: u64, name: &[u8]) -> Result<(InodeData, Loc)> {
     validate_name(name)?;
-    require_dir(txn, parent)?;
+    let dir = require_dir(txn, parent)?;
     if !txn.require_absent(&keys::entry(parent, name))? {
         return Err(Error::Exists(shown(name)));
     }
-    Ok(())
+    Ok(dir)
 }
 
 pub(crate) fn mkdir(txn: &mut Txn<'_>, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
-    claim_name(txn, parent, name)?;
+    let dir = claim_name(txn, parent, name)?;
     let ino = txn.alloc_ino();
     let data = new_inode(FileKind::Dir, owner.mode, owner.uid, owner.gid, txn.now());
-    add_new(txn, EventKind::Created, parent, name, ino, &data)?;
+    add_new_under(txn, EventKind::Created, parent, dir, name, ino, &data)?;
     Ok(data.to_attr(ino))
 }
 
@@ -44,9 +48,11 @@ pub(crate) fn create(
     owner: Owner,
     exclusive: bool,
 ) -> Result<Attr> {
-    validate_name(name)?;
-    require_dir(txn, parent)?;
     if !exclusive {
+        // (An exclusive create gets these checks, in this order, from
+        // `claim_name`.)
+        validate_name(name)?;
+        require_dir(txn, parent)?;
         if let Some(entry) = load_entry(txn, parent, name)? {
             let (ino, data, _) = entry_inode(txn, parent, name, entry)?;
             return match data.kind {
@@ -55,10 +61,10 @@ pub(crate) fn create(
             };
         }
     }
-    claim_name(txn, parent, name)?;
+    let dir = claim_name(txn, parent, name)?;
     let ino = txn.alloc_ino();
     let data = new_inode(FileKind::File, owner.mode, owner.uid, owner.gid, txn.now());
-    add_new(txn, EventKind::Created, parent, name, ino, &data)?;
+    add_new_under(txn, EventKind::Created, parent, dir, name, ino, &data)?;
     Ok(data.to_attr(ino))
 }
 
@@ -77,12 +83,12 @@ pub(crate) fn symlink(
             "symlink target must be 1..={MAX_SYMLINK_TARGET} bytes without NUL"
         )));
     }
-    claim_name(txn, parent, name)?;
+    let dir = claim_name(txn, parent, name)?;
     let ino = txn.alloc_ino();
     let mut data = new_inode(FileKind::Symlink, 0o777, owner.uid, owner.gid, txn.now());
     data.size = target.len() as u64;
     data.target = Some(target.to_vec());
-    add_new(txn, EventKind::Created, parent, name, ino, &data)?;
+    add_new_under(txn, EventKind::Created, parent, dir, name, ino, &data)?;
     Ok(data.to_attr(ino))
 }
 

@@ -180,7 +180,17 @@ pub(crate) fn store_inode(txn: &mut Txn<'_>, ino: u64, loc: &Loc, data: &InodeDa
 /// Bumps a directory's mtime/ctime (and nlink by `dirs_delta`) because
 /// its entries changed.
 pub(crate) fn touch_dir(txn: &mut Txn<'_>, dir: u64, dirs_delta: i32) -> Result<()> {
-    let (mut data, loc) = require_dir(txn, dir)?;
+    let loaded = require_dir(txn, dir)?;
+    touch_loaded_dir(txn, dir, loaded, dirs_delta)
+}
+
+/// `touch_dir` with the directory's current attributes already read.
+fn touch_loaded_dir(
+    txn: &mut Txn<'_>,
+    dir: u64,
+    (mut data, loc): (InodeData, Loc),
+    dirs_delta: i32,
+) -> Result<()> {
     data.mtime = txn.now();
     data.ctime = txn.now();
     data.nlink = data.nlink.saturating_add_signed(dirs_delta);
@@ -245,6 +255,28 @@ pub(crate) fn add_new(
 ) -> Result<()> {
     insert_new(txn, parent, name, ino, data)?;
     touch_dir(txn, parent, i32::from(data.kind == FileKind::Dir))?;
+    crate::watch::emit(txn, kind, parent, name, None, ino, data)
+}
+
+/// `add_new` with `parent`'s attributes (`parent_dir`) already read by
+/// this command; adding the name does not change them, so they are not
+/// read again.
+pub(crate) fn add_new_under(
+    txn: &mut Txn<'_>,
+    kind: nokv_types::EventKind,
+    parent: u64,
+    parent_dir: (InodeData, Loc),
+    name: &[u8],
+    ino: u64,
+    data: &InodeData,
+) -> Result<()> {
+    insert_new(txn, parent, name, ino, data)?;
+    touch_loaded_dir(
+        txn,
+        parent,
+        parent_dir,
+        i32::from(data.kind == FileKind::Dir),
+    )?;
     crate::watch::emit(txn, kind, parent, name, None, ino, data)
 }
 

@@ -373,9 +373,7 @@ impl<'a> BlobFrame<'a> {
         // Zero the buffer so all our atomic-by-construction
         // invariants hold (header counters = 0, slot table empty,
         // data area zeroed).
-        for b in buf.iter_mut() {
-            *b = 0;
-        }
+        buf.fill(0);
         let mut frame = Self { buf };
         // Seed the header.
         {

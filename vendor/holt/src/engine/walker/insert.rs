@@ -811,10 +811,56 @@ fn compact_made_retry_worthwhile(
     }
 }
 
+/// NoKV patch: dead bytes a full frame must hold before an insert that
+/// ran out of space compacts it instead of spilling over.
+///
+/// Upstream compacted whenever `dead_bytes != 0`. In an append-heavy
+/// workload (sequential inode numbers, watch-log sequence numbers, names
+/// in one directory) node grows keep abandoning a few hundred bytes, so
+/// a full frame was compacted again every few inserts, each time a
+/// whole-frame rebuild reclaiming almost nothing, until `dead_bytes` hit
+/// zero and it spilled over anyway (measured: more such compactions than
+/// spillovers). Below this amount spillover runs at once; it compacts the
+/// parent image too, so the dead bytes are still reclaimed.
+pub(super) const COMPACT_BEFORE_SPILL_MIN_DEAD_BYTES: u32 = 8 * 1024;
+
 fn should_compact_before_spillover(miss: InsertAllocMiss, before: ReclaimSnapshot) -> bool {
     match miss {
-        InsertAllocMiss::Space => before.dead_bytes != 0 || before.tombstone_leaf_cnt != 0,
+        InsertAllocMiss::Space => {
+            before.dead_bytes >= COMPACT_BEFORE_SPILL_MIN_DEAD_BYTES
+                || before.tombstone_leaf_cnt != 0
+        }
         InsertAllocMiss::Slots => true,
+    }
+}
+
+#[cfg(test)]
+mod nokv_patch_tests {
+    use super::*;
+
+    fn snapshot(dead_bytes: u32, tombstone_leaf_cnt: u32) -> ReclaimSnapshot {
+        ReclaimSnapshot {
+            num_slots: 100,
+            space_used: 500_000,
+            dead_bytes,
+            tombstone_leaf_cnt,
+        }
+    }
+
+    #[test]
+    fn a_few_dead_bytes_do_not_trigger_a_compaction_before_spillover() {
+        let space = InsertAllocMiss::Space;
+        assert!(!should_compact_before_spillover(space, snapshot(0, 0)));
+        assert!(!should_compact_before_spillover(space, snapshot(312, 0)));
+        assert!(should_compact_before_spillover(
+            space,
+            snapshot(COMPACT_BEFORE_SPILL_MIN_DEAD_BYTES, 0)
+        ));
+        assert!(should_compact_before_spillover(space, snapshot(0, 1)));
+        assert!(should_compact_before_spillover(
+            InsertAllocMiss::Slots,
+            snapshot(0, 0)
+        ));
     }
 }
 
@@ -826,7 +872,8 @@ pub(super) fn reclaim_or_spillover(
     miss: InsertAllocMiss,
 ) -> Result<()> {
     let before = reclaim_snapshot(guard);
-    if should_compact_before_spillover(miss, before) {
+    let compact_first = should_compact_before_spillover(miss, before);
+    if compact_first {
         match compact_blob(guard) {
             Ok(()) => {
                 let after = reclaim_snapshot(guard);
@@ -845,10 +892,22 @@ pub(super) fn reclaim_or_spillover(
         }
     }
 
-    {
+    let spilled = {
         let mut frame = guard.frame();
         spillover_blob(bm, &mut frame, crate::store::STRUCTURAL_SEQ)
-            .map_err(|e| e.with_blob_guid(current_guid))?;
+    };
+    if let Err(e) = spilled {
+        // NoKV patch: when the compaction was skipped for having too few
+        // dead bytes and spillover cannot run (a failed spillover leaves
+        // the frame untouched), do what upstream did first: compact, and
+        // retry if that freed anything.
+        if !compact_first && (before.dead_bytes != 0 || before.tombstone_leaf_cnt != 0) {
+            compact_blob(guard).map_err(|e| e.with_blob_guid(current_guid))?;
+            if compact_made_retry_worthwhile(miss, before, reclaim_snapshot(guard)) {
+                return Ok(());
+            }
+        }
+        return Err(e.with_blob_guid(current_guid));
     }
     // `spillover_blob` prepared and compacted the complete parent before it
     // installed the fresh child, so publication here cannot be bypassed by

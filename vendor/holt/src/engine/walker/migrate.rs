@@ -22,6 +22,7 @@ use crate::layout::{
     size_of_node, BlobGuid, BlobNode, Leaf, Node16, Node256, Node4, Node48, NodeType, Prefix,
     BLOB_MAX_INLINE, DATA_AREA_START, MAX_SLOTS, PAGE_SIZE, PREFIX_MAX_INLINE,
 };
+use crate::store::blob_store::aligned::with_scratch_frame;
 use crate::store::blob_store::AlignedBlobBuf;
 use crate::store::{
     decode_child_off, encode_child_off, page_align_up, BlobFrame, BlobFrameRef, BufferManager,
@@ -81,7 +82,9 @@ pub fn make_blob_from_node_in(
     src_off: u32,
     new_guid: BlobGuid,
 ) -> Result<MakeBlobOutcome> {
-    make_blob_from_node_with_buf(bm.alloc_blob_buf_zeroed(), src_frame, src_off, new_guid)
+    // NoKV patch: an uninitialized frame is enough: `BlobFrame::init`
+    // zeroes all of it first (it used to be zeroed twice).
+    make_blob_from_node_with_buf(bm.alloc_blob_buf_uninit(), src_frame, src_off, new_guid)
 }
 
 fn make_blob_from_node_with_buf(
@@ -243,97 +246,102 @@ pub fn compact_blob(buf: &mut AlignedBlobBuf) -> Result<()> {
         routing_geometry(budget)
     };
 
-    let mut new_buf = buf.zeroed_like();
-    let mut lrs_opt = routed_lrs;
-    loop {
-        let overran = {
-            let mut new_frame = BlobFrame::init(new_buf.as_mut_slice(), blob_guid)?;
-            // `init` deliberately starts a brand-new frame at epoch zero.
-            // This scratch image is instead a physical rewrite of the same
-            // logical version, so retain both generation fields before either
-            // the routed build or its legacy fallback becomes visible.
-            {
-                let h = new_frame.header_mut();
-                h.created_epoch = old_created_epoch;
-                h.epoch_high_water = old_epoch_high_water;
-            }
-            let old_frame = BlobFrame::wrap(buf.as_mut_slice());
-            let mut leaf_cursor = lrs_opt.unwrap_or(0);
-            let cloned = clone_subtree(
-                &old_frame,
-                &mut new_frame,
-                old_root_off,
-                true,
-                lrs_opt.is_some(),
-                &mut leaf_cursor,
-            )?;
-            let entry_off = match cloned {
-                Some(off) => off,
-                None => {
-                    // Every leaf below the old root was tombstoned — the
-                    // new tree is empty. The EmptyRoot sentinel `init`
-                    // already seeded at DATA_AREA_START (encoded root 1)
-                    // is the new root; reuse it.
-                    decode_child_off(1)
-                }
-            };
-
-            // Release-safe guard: in a routed build internal nodes bump
-            // `space_used` (the routing arena). If it crossed
-            // `leaf_region_start`, pass-0 under-counted (a budget/clone
-            // drift bug) and the internals overlap the leaves just
-            // written — the image is unusable. Fall back to a legacy
-            // rebuild rather than persist corruption.
-            let overran = lrs_opt.is_some_and(|lrs| new_frame.header().space_used > lrs);
-            if !overran {
-                let internal_end = new_frame.header().space_used;
+    // NoKV patch: the rebuild image is a per-thread scratch frame, not a
+    // fresh zero-filled allocation: `BlobFrame::init` below zeroes it
+    // anyway, and the image is only copied back into `buf`.
+    with_scratch_frame(|new_buf| -> Result<()> {
+        let mut lrs_opt = routed_lrs;
+        loop {
+            let overran = {
+                let mut new_frame = BlobFrame::init(new_buf.as_mut_slice(), blob_guid)?;
+                // `init` deliberately starts a brand-new frame at epoch zero.
+                // This scratch image is instead a physical rewrite of the same
+                // logical version, so retain both generation fields before either
+                // the routed build or its legacy fallback becomes visible.
                 {
                     let h = new_frame.header_mut();
-                    h.root_slot = encode_child_off(entry_off);
-                    h.tombstone_leaf_cnt = 0;
-                    h.dead_bytes = 0;
-                    h.compact_times = old_compact_times.saturating_add(1);
+                    h.created_epoch = old_created_epoch;
+                    h.epoch_high_water = old_epoch_high_water;
                 }
-                if let Some(lrs) = lrs_opt {
-                    {
-                        // `routing_len` is the ACTUAL post-collapse internal
-                        // byte count (not the budget, not incl. the
-                        // alignment gap). `space_used` becomes the leaf-arena
-                        // high-water so later in-place appends land above the
-                        // live leaves.
-                        let h = new_frame.header_mut();
-                        h.routing_off = DATA_AREA_START;
-                        h.routing_len = internal_end - DATA_AREA_START;
-                        h.leaf_region_start = lrs;
-                        h.space_used = leaf_cursor;
+                let old_frame = BlobFrame::wrap(buf.as_mut_slice());
+                let mut leaf_cursor = lrs_opt.unwrap_or(0);
+                let cloned = clone_subtree(
+                    &old_frame,
+                    &mut new_frame,
+                    old_root_off,
+                    true,
+                    lrs_opt.is_some(),
+                    &mut leaf_cursor,
+                )?;
+                let entry_off = match cloned {
+                    Some(off) => off,
+                    None => {
+                        // Every leaf below the old root was tombstoned — the
+                        // new tree is empty. The EmptyRoot sentinel `init`
+                        // already seeded at DATA_AREA_START (encoded root 1)
+                        // is the new root; reuse it.
+                        decode_child_off(1)
                     }
-                } else if routed_lrs.is_some() {
-                    // We INTENDED to route (`routed_lrs` was `Some`) but
-                    // the routed clone overran the measured budget and we
-                    // fell back to this legacy rebuild. Record that so the
-                    // maintenance scheduler (`blob_would_route`) won't keep
-                    // re-selecting this blob for routing every cycle — a
-                    // budget/clone drift would otherwise recompact a
-                    // settled blob forever. Cleared automatically on the
-                    // next compaction (the frame is rebuilt from zero).
-                    new_frame.header_mut().routing_unfit = 1;
-                }
-            }
-            overran
-        };
-        if !overran {
-            break;
-        }
-        debug_assert!(
-            false,
-            "compact_blob: routing budget under-counted the internal arena; \
-             falling back to legacy layout",
-        );
-        new_buf = buf.zeroed_like();
-        lrs_opt = None;
-    }
+                };
 
-    buf.as_mut_slice().copy_from_slice(new_buf.as_slice());
+                // Release-safe guard: in a routed build internal nodes bump
+                // `space_used` (the routing arena). If it crossed
+                // `leaf_region_start`, pass-0 under-counted (a budget/clone
+                // drift bug) and the internals overlap the leaves just
+                // written — the image is unusable. Fall back to a legacy
+                // rebuild rather than persist corruption.
+                let overran = lrs_opt.is_some_and(|lrs| new_frame.header().space_used > lrs);
+                if !overran {
+                    let internal_end = new_frame.header().space_used;
+                    {
+                        let h = new_frame.header_mut();
+                        h.root_slot = encode_child_off(entry_off);
+                        h.tombstone_leaf_cnt = 0;
+                        h.dead_bytes = 0;
+                        h.compact_times = old_compact_times.saturating_add(1);
+                    }
+                    if let Some(lrs) = lrs_opt {
+                        {
+                            // `routing_len` is the ACTUAL post-collapse internal
+                            // byte count (not the budget, not incl. the
+                            // alignment gap). `space_used` becomes the leaf-arena
+                            // high-water so later in-place appends land above the
+                            // live leaves.
+                            let h = new_frame.header_mut();
+                            h.routing_off = DATA_AREA_START;
+                            h.routing_len = internal_end - DATA_AREA_START;
+                            h.leaf_region_start = lrs;
+                            h.space_used = leaf_cursor;
+                        }
+                    } else if routed_lrs.is_some() {
+                        // We INTENDED to route (`routed_lrs` was `Some`) but
+                        // the routed clone overran the measured budget and we
+                        // fell back to this legacy rebuild. Record that so the
+                        // maintenance scheduler (`blob_would_route`) won't keep
+                        // re-selecting this blob for routing every cycle — a
+                        // budget/clone drift would otherwise recompact a
+                        // settled blob forever. Cleared automatically on the
+                        // next compaction (the frame is rebuilt from zero).
+                        new_frame.header_mut().routing_unfit = 1;
+                    }
+                }
+                overran
+            };
+            if !overran {
+                break;
+            }
+            debug_assert!(
+                false,
+                "compact_blob: routing budget under-counted the internal arena; \
+             falling back to legacy layout",
+            );
+            // `BlobFrame::init` zeroes the scratch again for the retry.
+            lrs_opt = None;
+        }
+
+        buf.as_mut_slice().copy_from_slice(new_buf.as_slice());
+        Ok(())
+    })?;
 
     #[cfg(feature = "tracing")]
     tracing::debug!(

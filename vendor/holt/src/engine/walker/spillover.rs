@@ -14,6 +14,7 @@ use crate::layout::{
     leaf_body_size, size_of_node, BlobGuid, BlobNode, Node16, Node256, Node4, Node48, NodeType,
     Prefix, DATA_AREA_START, PAGE_SIZE,
 };
+use crate::store::blob_store::aligned::with_scratch_frame;
 use crate::store::{decode_child_off, encode_child_off, BlobFrame, BlobFrameRef, BufferManager};
 
 use super::super::simd;
@@ -100,78 +101,83 @@ pub(super) fn spillover_blob(
     // Prepare the complete parent rewrite in scratch. Once the child enters
     // the BM dirty set there must be no fallible operation left that could
     // strand it unreachable or leave a half-abandoned parent in cache.
-    let mut prepared_buf = bm.alloc_blob_buf_zeroed();
-    frame.copy_bytes_to(prepared_buf.as_mut_slice());
-    let mut prepared = BlobFrame::wrap(prepared_buf.as_mut_slice());
-    let root_off = decode_child_off(prepared.header().root_slot);
-    let victim = pick_victim_subtree(&prepared, root_off)?;
+    // NoKV patch: the prepared image is a per-thread scratch frame (it is
+    // fully overwritten by the copy below and only copied back into
+    // `frame`), not a fresh zero-filled 512 KB allocation.
+    with_scratch_frame(|prepared_buf| -> Result<()> {
+        frame.copy_bytes_to(prepared_buf.as_mut_slice());
+        let mut prepared = BlobFrame::wrap(prepared_buf.as_mut_slice());
+        let root_off = decode_child_off(prepared.header().root_slot);
+        let victim = pick_victim_subtree(&prepared, root_off)?;
 
-    let new_guid = fresh_blob_guid();
-    let outcome = make_blob_from_node_in(bm, &prepared, victim.victim_off, new_guid)?;
-    if BlobFrameRef::wrap(outcome.buf.as_slice())
-        .header()
-        .blob_guid
-        != new_guid
-    {
-        return Err(Error::node_corrupt(
-            "spillover: prepared child self-GUID mismatch",
-        ));
-    }
+        let new_guid = fresh_blob_guid();
+        let outcome = make_blob_from_node_in(bm, &prepared, victim.victim_off, new_guid)?;
+        if BlobFrameRef::wrap(outcome.buf.as_slice())
+            .header()
+            .blob_guid
+            != new_guid
+        {
+            return Err(Error::node_corrupt(
+                "spillover: prepared child self-GUID mismatch",
+            ));
+        }
 
-    // Abandon the migrated subtree's nodes in the source blob (they've
-    // been copied to the child); reclaimed at next compaction. Bump
-    // dead-bytes so the source still triggers compaction.
-    abandon_subtree(&mut prepared, victim.victim_off)?;
+        // Abandon the migrated subtree's nodes in the source blob (they've
+        // been copied to the child); reclaimed at next compaction. Bump
+        // dead-bytes so the source still triggers compaction.
+        abandon_subtree(&mut prepared, victim.victim_off)?;
 
-    // Allocate a BlobNode pointing at the child blob. The child
-    // blob's own header.root_slot is the only entry slot.
-    let bn_alloc = prepared.alloc_node(NodeType::Blob)?;
-    let bn_off = prepared
-        .offset_of_slot(bn_alloc.slot)
-        .ok_or(Error::node_corrupt("spillover: BlobNode offset"))?;
-    let bn = BlobNode::new(&[], new_guid);
-    write_struct_at(&mut prepared, bn_off, &bn)?;
+        // Allocate a BlobNode pointing at the child blob. The child
+        // blob's own header.root_slot is the only entry slot.
+        let bn_alloc = prepared.alloc_node(NodeType::Blob)?;
+        let bn_off = prepared
+            .offset_of_slot(bn_alloc.slot)
+            .ok_or(Error::node_corrupt("spillover: BlobNode offset"))?;
+        let bn = BlobNode::new(&[], new_guid);
+        write_struct_at(&mut prepared, bn_off, &bn)?;
 
-    // Wire the parent of the migrated subtree to point at the new
-    // BlobNode instead of the now-abandoned victim subtree.
-    if victim.parent_off == root_off && victim.via_header_root {
-        prepared.header_mut().root_slot = encode_child_off(bn_off);
-    } else {
-        match victim.kind {
-            VictimEdgeKind::Prefix => {
-                set_prefix_child(&mut prepared, victim.parent_off, bn_off)?;
-            }
-            VictimEdgeKind::Inner(parent_ntype) => {
-                inner_update_child(
-                    &mut prepared,
-                    victim.parent_off,
-                    parent_ntype,
-                    victim.byte,
-                    bn_off,
-                )?;
+        // Wire the parent of the migrated subtree to point at the new
+        // BlobNode instead of the now-abandoned victim subtree.
+        if victim.parent_off == root_off && victim.via_header_root {
+            prepared.header_mut().root_slot = encode_child_off(bn_off);
+        } else {
+            match victim.kind {
+                VictimEdgeKind::Prefix => {
+                    set_prefix_child(&mut prepared, victim.parent_off, bn_off)?;
+                }
+                VictimEdgeKind::Inner(parent_ntype) => {
+                    inner_update_child(
+                        &mut prepared,
+                        victim.parent_off,
+                        parent_ntype,
+                        victim.byte,
+                        bn_off,
+                    )?;
+                }
             }
         }
-    }
 
-    // Repack the prepared parent before either image becomes visible. This
-    // is the last fallible structural step and reclaims the abandoned bytes
-    // needed by the insert retry. A compaction error therefore leaves both
-    // the live parent and the BM dirty set unchanged.
-    #[cfg(test)]
-    if FAIL_PREPARED_PARENT_COMPACT.with(|armed| armed.replace(false)) {
-        return Err(Error::Internal(
-            "failpoint: prepared spillover parent compaction",
-        ));
-    }
-    compact_blob(&mut prepared_buf)?;
+        // Repack the prepared parent before either image becomes visible. This
+        // is the last fallible structural step and reclaims the abandoned bytes
+        // needed by the insert retry. A compaction error therefore leaves both
+        // the live parent and the BM dirty set unchanged.
+        #[cfg(test)]
+        if FAIL_PREPARED_PARENT_COMPACT.with(|armed| armed.replace(false)) {
+            return Err(Error::Internal(
+                "failpoint: prepared spillover parent compaction",
+            ));
+        }
+        compact_blob(prepared_buf)?;
 
-    // Stage the new blob via the unified `mark_dirty → checkpoint
-    // round` protocol — the bytes stay in cache until the round
-    // flushes WAL **first** and then writes them through. Every fallible
-    // parent transformation above has succeeded, so the only remaining
-    // parent publication is a fixed-size memcpy.
-    bm.install_new_blob(new_guid, outcome.buf, seq);
-    frame.replace_bytes_from(prepared_buf.as_slice());
+        // Stage the new blob via the unified `mark_dirty → checkpoint
+        // round` protocol — the bytes stay in cache until the round
+        // flushes WAL **first** and then writes them through. Every fallible
+        // parent transformation above has succeeded, so the only remaining
+        // parent publication is a fixed-size memcpy.
+        bm.install_new_blob(new_guid, outcome.buf, seq);
+        frame.replace_bytes_from(prepared_buf.as_slice());
+        Ok(())
+    })?;
 
     #[cfg(feature = "tracing")]
     tracing::debug!(
@@ -191,10 +197,45 @@ pub(super) fn spillover_blob(
 /// first DFS. This turns the otherwise O(nodes × descent-depth) re-walk
 /// — each candidate edge re-footprints subtrees its ancestors already
 /// walked — into a single O(nodes) pass.
-type FootprintMemo = std::collections::HashMap<u32, SubtreeFootprint>;
+type FootprintMemo =
+    std::collections::HashMap<u32, SubtreeFootprint, std::hash::BuildHasherDefault<OffsetHasher>>;
+
+/// NoKV patch: hasher for the footprint memo's keys (node byte offsets
+/// inside one frame). The memo is filled for every node of a full frame
+/// on each spillover, and std's default SipHash was a visible share of
+/// an append-heavy insert profile. The keys are not attacker-chosen
+/// (they are offsets the frame allocator handed out), so a multiplicative
+/// hash is enough; the fold mixes the high bits into the low bits the
+/// table indexes with (offsets are 8-byte aligned).
+#[derive(Default)]
+struct OffsetHasher(u64);
+
+impl std::hash::Hasher for OffsetHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
 
 fn footprint_memo(frame: &BlobFrame<'_>) -> FootprintMemo {
-    FootprintMemo::with_capacity(frame.header().num_slots as usize + 1)
+    FootprintMemo::with_capacity_and_hasher(
+        frame.header().num_slots as usize + 1,
+        std::hash::BuildHasherDefault::default(),
+    )
 }
 
 /// Standalone footprint with a fresh memo — used by tests; the
@@ -211,12 +252,18 @@ fn subtree_footprint_memo(
     root: u32,
     memo: &mut FootprintMemo,
 ) -> Result<SubtreeFootprint> {
-    if let Some(cached) = memo.get(&root).copied() {
-        return Ok(cached);
-    }
     let ntype = ntype_of(frame.as_ref(), root)?;
     if ntype == NodeType::Invalid {
         return Err(Error::node_corrupt("subtree_footprint: Invalid"));
+    }
+    // NoKV patch: only inner nodes are memoized. A leaf's footprint is
+    // one header read, cheaper than the hash-map probe and insert, and
+    // leaves are most of a frame's nodes.
+    let memoize = ntype != NodeType::Leaf;
+    if memoize {
+        if let Some(cached) = memo.get(&root).copied() {
+            return Ok(cached);
+        }
     }
     let body = frame.body_at_offset(root).ok_or(Error::node_corrupt(
         "subtree_footprint: body resolution failed",
@@ -290,7 +337,9 @@ fn subtree_footprint_memo(
             }
         }
     }
-    memo.insert(root, out);
+    if memoize {
+        memo.insert(root, out);
+    }
     Ok(out)
 }
 

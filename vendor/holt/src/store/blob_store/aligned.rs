@@ -126,22 +126,6 @@ impl AlignedBlobBuf {
         }
     }
 
-    /// Allocate a zero-filled buffer from the same pool when this
-    /// buffer is pooled; otherwise allocate a normal heap buffer.
-    #[must_use]
-    pub(crate) fn zeroed_like(&self) -> Self {
-        match &self.owner {
-            BlobBufOwner::Heap => Self::zeroed(),
-            #[cfg(any(test, all(target_os = "linux", feature = "io-uring")))]
-            BlobBufOwner::Pool { pool, .. } => {
-                let wrapper = BlobBufPool {
-                    inner: Arc::clone(pool),
-                };
-                Self::pooled_zeroed(&wrapper).unwrap_or_else(Self::zeroed)
-            }
-        }
-    }
-
     /// Raw pointer for FFI / io_uring `iovec`. Always non-null,
     /// always 4 KB-aligned, always `PAGE_SIZE` bytes valid.
     #[must_use]
@@ -183,6 +167,46 @@ impl AlignedBlobBuf {
         Layout::from_size_align(PAGE_SIZE as usize, BUF_ALIGN)
             .expect("PAGE_SIZE/BUF_ALIGN both > 0 and BUF_ALIGN is a power of two")
     }
+}
+
+/// Scratch frames kept per thread (NoKV patch, see [`with_scratch_frame`]).
+const SCRATCH_FRAMES_PER_THREAD: usize = 2;
+
+std::thread_local! {
+    static SCRATCH_FRAMES: std::cell::RefCell<Vec<AlignedBlobBuf>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// NoKV patch: runs `f` with a temporary heap frame taken from a small
+/// per-thread cache, returned to it afterwards.
+///
+/// For images that are rebuilt from scratch and then copied elsewhere
+/// (compaction's rebuild image, spillover's prepared parent). They used
+/// to allocate a fresh zero-filled 512 KB frame each time and free it at
+/// once: an allocation, a memset and (with glibc handing such sizes to
+/// mmap/trim) ~128 page faults per compaction, which happens every few
+/// dozen small inserts in an append-heavy workload.
+///
+/// The frame's contents on entry are unspecified but initialized (a
+/// previous user's bytes, or zeros): callers must overwrite what they
+/// read (`BlobFrame::init` zeroes the whole frame; a full copy overwrites
+/// it). Nested calls get distinct frames. At most
+/// `SCRATCH_FRAMES_PER_THREAD` frames stay cached per thread.
+pub(crate) fn with_scratch_frame<R>(f: impl FnOnce(&mut AlignedBlobBuf) -> R) -> R {
+    let cached = SCRATCH_FRAMES
+        .try_with(|frames| frames.borrow_mut().pop())
+        .ok()
+        .flatten();
+    let mut buf = cached.unwrap_or_else(AlignedBlobBuf::zeroed);
+    let out = f(&mut buf);
+    // A thread being torn down just drops the frame.
+    let _ = SCRATCH_FRAMES.try_with(|frames| {
+        let mut frames = frames.borrow_mut();
+        if frames.len() < SCRATCH_FRAMES_PER_THREAD {
+            frames.push(buf);
+        }
+    });
+    out
 }
 
 impl Drop for AlignedBlobBuf {
@@ -335,6 +359,21 @@ mod tests {
         let mut b = unsafe { AlignedBlobBuf::uninit() };
         b.as_mut_slice().fill(0x42);
         assert!(b.as_slice().iter().all(|&x| x == 0x42));
+    }
+
+    #[test]
+    fn scratch_frames_are_reused_and_distinct_when_nested() {
+        let first = with_scratch_frame(|a| {
+            a.as_mut_slice()[7] = 0x5A;
+            let inner = with_scratch_frame(|b| {
+                assert_ne!(a.as_ptr(), b.as_ptr(), "nested scratch must not alias");
+                b.as_ptr() as usize
+            });
+            (a.as_ptr() as usize, inner)
+        });
+        // Both went back to the cache; the next use reuses one of them.
+        let again = with_scratch_frame(|c| c.as_ptr() as usize);
+        assert!(again == first.0 || again == first.1);
     }
 
     #[test]

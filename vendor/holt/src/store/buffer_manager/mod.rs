@@ -1293,7 +1293,10 @@ impl BufferManager {
         }
     }
 
-    fn alloc_blob_buf_uninit(&self) -> AlignedBlobBuf {
+    /// A frame from the store's allocator whose bytes are unspecified:
+    /// the caller must write all of it before reading any (e.g. with
+    /// `BlobFrame::init`, which zeroes the whole frame).
+    pub(crate) fn alloc_blob_buf_uninit(&self) -> AlignedBlobBuf {
         (self.alloc_uninit)()
     }
 
