@@ -166,6 +166,10 @@ pub enum Command {
     Gc {
         #[arg(long)]
         json: bool,
+        /// Keep blocks that became unreachable less than SECS ago (for
+        /// readers that still have the old generation open)
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        grace: u64,
     },
     /// Follow typed change events under PATH (created, published,
     /// replaced, removed, renamed, attr_changed, snapshot_created,
@@ -255,6 +259,10 @@ pub struct ServeArgs {
     /// worker uses this process's object-store credentials.
     #[arg(long, default_value_t = 60)]
     pub gc_interval: u64,
+    /// Seconds background GC keeps the blocks of a replaced or removed
+    /// generation, for clients still reading the generation they opened
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub gc_grace: u64,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +342,10 @@ pub struct MountArgs {
     /// none; with --server, the server collects garbage)
     #[arg(long, default_value_t = 60)]
     pub gc_interval: u64,
+    /// Seconds background GC keeps the blocks of a replaced or removed
+    /// generation, for files still open on the generation they opened
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub gc_grace: u64,
     /// With --server: ask the server about every name, also in
     /// directories this mount made and knows completely (by default
     /// lookups of absent names there are answered locally, from the

@@ -172,8 +172,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await?;
             Ok(())
         }
-        Command::Gc { json } => {
-            let c = open(global, client_options(global)).await?;
+        Command::Gc { json, grace } => {
+            let mut opts = client_options(global);
+            opts.gc_grace = std::time::Duration::from_secs(grace);
+            let c = open(global, opts).await?;
             let report = c.gc().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -188,6 +190,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     report.staged_blocks_deleted,
                     report.history_pruned
                 );
+                if report.grace_pending {
+                    println!("gc: blocks unreachable for less than {grace} s were kept (--grace)");
+                }
                 if report.live_snapshots > 0 {
                     println!(
                         "gc: {} live snapshot(s): blocks they may read are kept until they retire",

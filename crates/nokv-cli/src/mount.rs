@@ -27,7 +27,9 @@ pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
     }
     // Handlers first: a signal right after the mount must unmount cleanly.
     let stop = nokv_server::shutdown_signal()?;
-    let client = open(global, client_options(global)).await?;
+    let mut client_opts = client_options(global);
+    client_opts.gc_grace = Duration::from_secs(args.gc_grace);
+    let client = open(global, client_opts).await?;
     let info = client.info().await?;
     let opts = MountOptions {
         mountpoint: args.mountpoint.clone(),

@@ -38,7 +38,9 @@ pub async fn serve(global: &Global, args: ServeArgs, home: PathBuf) -> Result<()
     let vol = tokio::task::spawn_blocking(move || Volume::open(&home, open)).await??;
     if args.gc_interval > 0 {
         let every = std::time::Duration::from_secs(args.gc_interval);
-        match nokv_client::Client::embedded(vol.clone(), client_options(global)) {
+        let mut opts = client_options(global);
+        opts.gc_grace = std::time::Duration::from_secs(args.gc_grace);
+        match nokv_client::Client::embedded(vol.clone(), opts) {
             Ok(client) => {
                 tokio::spawn(client.gc_worker(every));
             }

@@ -850,7 +850,7 @@ fn put_r_publishes_and_replaces_a_whole_tree(backend: Backend, mode: Mode) {
 fn the_server_collects_garbage_in_the_background() {
     let mut env = Env::with(Backend::Local, Mode::Embedded);
     env.init(&["--block-size", "65536"]);
-    let server = support::ServerProc::start(&env.home, &["--gc-interval", "1"]);
+    let server = support::ServerProc::start(&env.home, &["--gc-interval", "1", "--gc-grace", "0"]);
     let remote = |args: &[&str]| {
         let out = env
             .embedded_cmd()

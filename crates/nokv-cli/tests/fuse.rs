@@ -746,7 +746,7 @@ fn an_embedded_mount_collects_garbage_in_the_background() {
         .parse::<usize>()
         .unwrap()
     };
-    let m = v.mount("mnt", &["--gc-interval", "1"]);
+    let m = v.mount("mnt", &["--gc-interval", "1", "--gc-grace", "0"]);
     sh(&format!(
         "head -c 600000 /dev/urandom > {}",
         m.path("f").display()
@@ -763,6 +763,75 @@ fn an_embedded_mount_collects_garbage_in_the_background() {
         || blocks(&v) == 0,
     );
     m.stop();
+}
+
+/// A file open for reading keeps its generation after a rename over it,
+/// also once background GC has run: the mount keeps replaced blocks for
+/// `--gc-grace`. With no grace the same reader loses the blocks it had
+/// not fetched yet (which shows the grace is what keeps them).
+#[test]
+fn an_open_reader_outlives_background_gc_for_the_grace() {
+    if fuse_missing() {
+        return;
+    }
+    for (grace, survives) in [("600", true), ("0", false)] {
+        let v = Vol::new(Backend::Local, false);
+        // 40 blocks: far more than the readahead window of the first
+        // read. Written by another mount, so that no page of it is in
+        // the kernel's cache for the mount below.
+        let w = v.mount("writer", &[]);
+        sh(&format!(
+            "head -c {} /dev/urandom > {f} && sha256sum < {f} | cut -c1-64 > {sum}",
+            40 * 262144,
+            f = w.path("f").display(),
+            sum = v.tmp.join("sum").display()
+        ));
+        w.stop();
+        let m = v.mount("mnt", &["--gc-interval", "1", "--gc-grace", grace]);
+        let want = std::fs::read_to_string(v.tmp.join("sum")).unwrap();
+        let mut reader = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import hashlib, sys\n\
+                     f = open('{f}', 'rb')\n\
+                     h = hashlib.sha256(f.read(4096))\n\
+                     print('ready', flush=True)\n\
+                     sys.stdin.readline()\n\
+                     try:\n    h.update(f.read())\n    print(h.hexdigest())\n\
+                     except OSError as e:\n    print('error', e.errno)\n",
+                    f = m.path("f").display()
+                ),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(reader.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        // Replace the file under the reader, then let GC passes run.
+        sh(&format!(
+            "head -c 1000 /dev/urandom > {n} && mv {n} {f}",
+            n = m.path("new").display(),
+            f = m.path("f").display()
+        ));
+        std::thread::sleep(Duration::from_secs(4));
+        {
+            use std::io::Write;
+            reader.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        }
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let _ = reader.wait();
+        if survives {
+            assert_eq!(line.trim(), want.trim(), "grace {grace}");
+        } else {
+            assert_eq!(line.trim(), format!("error {}", libc::EIO), "grace {grace}");
+        }
+        m.stop();
+    }
 }
 
 /// The server's count of `op` answered with `outcome` (Prometheus text).

@@ -28,6 +28,12 @@ pub struct ClientOptions {
     /// How long a tree replaced by `put_tree` stays in the trash (whole,
     /// for readers that were inside it) before `gc` removes it.
     pub trash_grace: Duration,
+    /// How long `gc` keeps the blocks of a replaced or removed generation
+    /// after the change, for readers that opened it before (a read handle
+    /// keeps reading the generation it opened). 0 (the default for the
+    /// SDK and `nokv-fs gc`): collect at once; background GC in mounts
+    /// and servers keeps them 10 minutes.
+    pub gc_grace: Duration,
     /// Watch events older than this many commit versions are dropped
     /// by `gc` (a follower further behind gets `WatchCompacted`).
     pub watch_retention_versions: u64,
@@ -45,6 +51,7 @@ impl Default for ClientOptions {
             staging_ttl: Duration::from_secs(3600),
             watch_retention_versions: 1_000_000,
             trash_grace: Duration::from_secs(60),
+            gc_grace: Duration::ZERO,
             uid: 0,
             gid: 0,
         }

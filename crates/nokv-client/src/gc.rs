@@ -34,6 +34,8 @@ pub struct GcReport {
     pub history_pruned: u64,
     /// Live snapshots: blocks queued after the oldest one were kept.
     pub live_snapshots: u64,
+    /// Blocks queued less than `gc_grace` ago were kept for a later pass.
+    pub grace_pending: bool,
 }
 
 impl Client {
@@ -87,14 +89,25 @@ impl Client {
             }
         }
         let store = self.store().clone();
+        // The queue is in commit order: the first entry younger than the
+        // grace ends the pass (its successors are younger still).
+        let gc_grace = self.inner.opts.gc_grace.as_nanos().min(i64::MAX as u128) as i64;
+        let queued_before = nokv_types::now_nanos().saturating_sub(gc_grace);
         loop {
             let reply = self.call(MetaOp::GcQueue { limit: 256 }).await?;
             let entries = expect_reply!(reply, "gc_queue", MetaReply::Gc(e) => e)?;
-            if entries.is_empty() {
+            let total = entries.len();
+            let ripe: Vec<_> = entries
+                .into_iter()
+                .take_while(|e| e.queued_at <= queued_before)
+                .collect();
+            let more = ripe.len() == total;
+            report.grace_pending |= !more;
+            if ripe.is_empty() {
                 break;
             }
-            let mut ids = Vec::with_capacity(entries.len());
-            for entry in entries {
+            let mut ids = Vec::with_capacity(ripe.len());
+            for entry in ripe {
                 for block in &entry.blocks {
                     let key = block.object_key();
                     store.delete(&key).await?;
@@ -104,6 +117,9 @@ impl Client {
                 ids.push(entry.id);
             }
             self.done(MetaOp::GcDone { ids }).await?;
+            if !more {
+                break;
+            }
         }
 
         let reply = self

@@ -118,6 +118,7 @@ pub(crate) fn queue_gc(txn: &mut Txn<'_>, blocks: &[BlockRef]) -> Result<()> {
         let record = GcRecord {
             commit_version: txn.version(),
             blocks: chunk.to_vec(),
+            queued_at: txn.now(),
         };
         txn.put(keys::gc(txn.version(), seq), encode(&record)?)?;
     }

@@ -21,6 +21,8 @@ pub struct GcId {
 pub struct GcEntry {
     pub id: GcId,
     pub blocks: Vec<BlockRef>,
+    /// When the blocks became unreachable (ns since the epoch).
+    pub queued_at: i64,
 }
 
 /// Up to `limit` entries, oldest first, queued at or before `floor`
@@ -58,6 +60,7 @@ pub(crate) fn page_after(
         out.push(GcEntry {
             id,
             blocks: record.blocks,
+            queued_at: record.queued_at,
         });
     }
     Ok(out)

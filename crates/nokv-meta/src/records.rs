@@ -123,6 +123,10 @@ pub struct StagingRecord {
 pub struct GcRecord {
     pub commit_version: u64,
     pub blocks: Vec<BlockRef>,
+    /// Commit time of that command (ns since the epoch): collectors may
+    /// keep blocks for a grace period, for readers that opened the
+    /// generation before it was replaced.
+    pub queued_at: i64,
 }
 
 /// The volume's identity, written once by `init`.

@@ -51,6 +51,7 @@ pub fn encode_reply(reply: MetaReply) -> pb::Reply {
                 .map(|e| pb::GcEntry {
                     id: Some(gc_id_to(e.id)),
                     blocks: e.blocks.into_iter().map(block_to).collect(),
+                    queued_at: e.queued_at,
                 })
                 .collect(),
         }),
@@ -120,6 +121,7 @@ pub fn decode_reply(reply: pb::Reply) -> Result<MetaReply> {
                     Ok(GcEntry {
                         id: gc_id_from(e.id)?,
                         blocks: blocks_from(e.blocks)?,
+                        queued_at: e.queued_at,
                     })
                 })
                 .collect::<Result<_>>()?,

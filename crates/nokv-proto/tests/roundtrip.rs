@@ -258,17 +258,22 @@ fn reply() -> impl Strategy<Value = MetaReply> {
                 .collect()
         )),
         prop::collection::vec(
-            (any::<(u64, u32)>(), prop::collection::vec(block(), 0..3)),
+            (
+                any::<(u64, u32)>(),
+                prop::collection::vec(block(), 0..3),
+                any::<i64>()
+            ),
             0..3
         )
         .prop_map(|v| MetaReply::Gc(
             v.into_iter()
-                .map(|((commit_version, seq), blocks)| GcEntry {
+                .map(|((commit_version, seq), blocks, queued_at)| GcEntry {
                     id: GcId {
                         commit_version,
                         seq
                     },
-                    blocks
+                    blocks,
+                    queued_at
                 })
                 .collect()
         )),

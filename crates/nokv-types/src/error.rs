@@ -99,20 +99,22 @@ impl Error {
         // Values are Linux errno numbers; kept literal to avoid a libc
         // dependency in this crate.
         match self {
-            Error::NotFound(_) | Error::MissingBlock(_) => 2, // ENOENT
-            Error::Exists(_) => 17,                           // EEXIST
-            Error::NotADirectory(_) => 20,                    // ENOTDIR
-            Error::IsADirectory(_) => 21,                     // EISDIR
-            Error::NotEmpty(_) => 39,                         // ENOTEMPTY
-            Error::NameTooLong(_) => 36,                      // ENAMETOOLONG
+            Error::NotFound(_) => 2, // ENOENT
+            // The file exists; its bytes cannot be read.
+            Error::MissingBlock(_) => 5,   // EIO
+            Error::Exists(_) => 17,        // EEXIST
+            Error::NotADirectory(_) => 20, // ENOTDIR
+            Error::IsADirectory(_) => 21,  // EISDIR
+            Error::NotEmpty(_) => 39,      // ENOTEMPTY
+            Error::NameTooLong(_) => 36,   // ENAMETOOLONG
             Error::NotASymlink(_)
             | Error::InvalidName { .. }
             | Error::InvalidPath { .. }
             | Error::InvalidArgument(_)
             | Error::IntoOwnSubtree { .. } => 22, // EINVAL
             Error::GenerationMismatch { .. } | Error::WatchCompacted { .. } => 116, // ESTALE
-            Error::Busy(_) => 16,                             // EBUSY
-            Error::Unauthenticated(_) => 13,                  // EACCES
+            Error::Busy(_) => 16,          // EBUSY
+            Error::Unauthenticated(_) => 13, // EACCES
             Error::ChecksumMismatch { .. } | Error::Corrupt(_) => 5, // EIO
             Error::NoVolume(_) | Error::UnsupportedFormat { .. } => 19, // ENODEV
             Error::ObjectStore(_) | Error::Metadata(_) | Error::Io(_) => 5,
