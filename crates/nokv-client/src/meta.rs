@@ -21,8 +21,9 @@ impl Meta {
     pub async fn call(&self, op: MetaOp) -> Result<MetaReply> {
         match self {
             Meta::Embedded(vol) => {
-                if op.is_read() {
-                    // Reads never wait on a commit: no need for a thread hop.
+                if nokv_meta::runs_inline(vol, &op) {
+                    // Nothing to wait for (a read, or a change of an
+                    // async volume): no need for a thread hop.
                     nokv_meta::execute(vol, op)
                 } else {
                     let vol = vol.clone();

@@ -365,6 +365,20 @@ pub fn execute(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
     }
 }
 
+/// True when `op` may run on an async runtime's worker thread instead of
+/// a blocking thread: reads never wait for a commit or an fsync, and on
+/// an `async` volume neither does a single change (its group commit is
+/// CPU work of tens of microseconds, less than a hop to a blocking
+/// thread and back). Changes of a `sync` volume wait for an fsync, tree
+/// removals can be long, and checkpoints write the tree.
+pub fn runs_inline(vol: &Volume, op: &MetaOp) -> bool {
+    if op.is_read() {
+        return true;
+    }
+    vol.durability() == crate::Durability::Async
+        && !matches!(op, MetaOp::RemoveTree { .. } | MetaOp::Checkpoint)
+}
+
 /// Runs `ops` in order, each with its own result (not atomic: a failed
 /// op does not undo or stop the others). Consecutive changes are queued
 /// together so they share group commits: a batch of N creates costs a

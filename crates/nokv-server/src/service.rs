@@ -56,21 +56,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Metadata(format!("metadata task failed: {e}")))
 }
 
-/// True when `op` runs on the I/O thread rather than the blocking pool:
-/// reads never wait for a commit or an fsync, and on an async volume
-/// neither does a single change (the group commit is CPU work of tens
-/// of microseconds). A hop to the blocking pool and back cost more than
-/// that: 30-40% of an unbatched create's round trip over loopback
-/// (docs/benchmarks.md). Sync volumes fsync, tree removals can be long,
-/// and checkpoints write the tree: those go to the blocking pool.
-fn answers_inline(vol: &Volume, op: &MetaOp) -> bool {
-    if op.is_read() {
-        return true;
-    }
-    vol.durability() == nokv_meta::Durability::Async
-        && !matches!(op, MetaOp::RemoveTree { .. } | MetaOp::Checkpoint)
-}
-
 /// How often a caught-up watch stream looks for new events (in-process:
 /// a page read, no round trip).
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(2);
@@ -153,7 +138,10 @@ impl Metadata for Service {
         let name = op.name();
         let start = Instant::now();
         let vol = self.vol.clone();
-        let result = if answers_inline(&vol, &op) {
+        // Reads, and single changes of an async volume, skip the hop to
+        // the blocking pool: it cost 30-40% of an unbatched create's
+        // round trip over loopback (docs/benchmarks.md).
+        let result = if nokv_meta::runs_inline(&vol, &op) {
             nokv_meta::execute(&vol, op)
         } else {
             blocking(move || nokv_meta::execute(&vol, op))
