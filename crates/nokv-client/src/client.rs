@@ -186,6 +186,12 @@ impl Client {
         self.inner.meta.batch(ops).await
     }
 
+    /// True when metadata is in this process (no server round trips):
+    /// metadata reads then never wait on I/O.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.inner.meta, crate::meta::Meta::Embedded(_))
+    }
+
     pub(crate) fn store(&self) -> &BlockStore {
         &self.inner.store
     }

@@ -246,6 +246,13 @@ impl FsCore {
 
     // ---- names and attributes ----
 
+    /// True when name and attribute lookups never wait on I/O (the
+    /// volume is in this process), so a caller may run them on the
+    /// thread that asked.
+    pub fn lookups_are_local(&self) -> bool {
+        self.client.is_embedded()
+    }
+
     /// True when the absent-name cache answers that `parent/name` does
     /// not exist (no I/O; `lookup` would fail with NotFound).
     pub fn known_absent(&self, parent: u64, name: &[u8]) -> bool {
