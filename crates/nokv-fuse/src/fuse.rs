@@ -5,7 +5,9 @@
 //! - every request is answered exactly once: each handler moves its
 //!   reply into a task on the runtime, which answers with the core's
 //!   result or its error (flush and release of a handle with nothing to
-//!   publish, and opendir/releasedir, answer on the FUSE thread);
+//!   publish, opendir/releasedir, a name the absent-name cache rules
+//!   out, and an embedded mount's lookup and getattr, which wait on no
+//!   I/O, answer on the FUSE thread);
 //! - errors become errno in one place ([`errno`]);
 //! - attributes and entries are cached by the kernel for `ttl`; changes
 //!   by other clients (a `--server` mount) are also pushed out of the
