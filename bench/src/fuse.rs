@@ -295,6 +295,17 @@ fn seq_write(path: &Path, mib: usize, seed: u64) -> Result<f64> {
     Ok(mbps((mib * CHUNK) as u64, start.elapsed()))
 }
 
+/// Unmounts every side, then stops the metadata server.
+fn stop_all(mounts: impl Iterator<Item = Mount>, serve: &mut Child) -> Result<()> {
+    for m in mounts {
+        m.unmount()?;
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+    Ok(())
+}
+
 /// Flushes every dirty page to disk, so the next measurement does not
 /// pay for the previous one's writeback.
 fn sync_disks() {
@@ -609,17 +620,10 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
     let create_title =
         format!("Empty-file create rate (one thread; median of {ROUNDS} alternating rounds)");
     if args.creates_only {
-        emb.unmount()?;
-        srv.unmount()?;
-        nocache.unmount()?;
-        if let Some(b) = baseline {
-            b.unmount()?;
-        }
-        s3.unmount()?;
-        bind.unmount()?;
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-        let _ = serve.wait();
+        stop_all(
+            [emb, srv, nocache, s3, bind].into_iter().chain(baseline),
+            &mut serve,
+        )?;
         return Ok(Report {
             bench: "fuse",
             title: format!(
@@ -757,17 +761,10 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
         ]);
     }
 
-    emb.unmount()?;
-    srv.unmount()?;
-    nocache.unmount()?;
-    if let Some(b) = baseline {
-        b.unmount()?;
-    }
-    s3.unmount()?;
-    bind.unmount()?;
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let _ = serve.wait();
+    stop_all(
+        [emb, srv, nocache, s3, bind].into_iter().chain(baseline),
+        &mut serve,
+    )?;
 
     let notes = vec![
         create_note,

@@ -11,7 +11,7 @@
 //!   publish can reference those blocks. (A crash between the two
 //!   leaves objects nothing references; fsck lists them.)
 
-use nokv_types::{upload_object_prefix, Error, Result};
+use nokv_types::{duration_nanos, upload_object_prefix, Error, Result};
 use serde::Serialize;
 
 use nokv_meta::{MetaOp, MetaReply};
@@ -72,8 +72,8 @@ impl Client {
         let mut report = GcReport::default();
         // Old trees first, so their blocks reach the queue drained below.
         let now = nokv_types::now_nanos();
-        let grace = self.inner.opts.trash_grace.as_nanos().min(i64::MAX as u128) as i64;
-        let ttl = self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64;
+        let grace = duration_nanos(self.inner.opts.trash_grace);
+        let ttl = duration_nanos(self.inner.opts.staging_ttl);
         for (dir, keep_for) in [(nokv_meta::TRASH_DIR, grace), (crate::STAGING_DIR, ttl)] {
             let entries = match self.list(dir).await {
                 Ok(e) => e,
@@ -91,8 +91,8 @@ impl Client {
         let store = self.store().clone();
         // The queue is in commit order: the first entry younger than the
         // grace ends the pass (its successors are younger still).
-        let gc_grace = self.inner.opts.gc_grace.as_nanos().min(i64::MAX as u128) as i64;
-        let queued_before = nokv_types::now_nanos().saturating_sub(gc_grace);
+        let queued_before =
+            nokv_types::now_nanos().saturating_sub(duration_nanos(self.inner.opts.gc_grace));
         loop {
             let reply = self.call(MetaOp::GcQueue { limit: 256 }).await?;
             let entries = expect_reply!(reply, "gc_queue", MetaReply::Gc(e) => e)?;

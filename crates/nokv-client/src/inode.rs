@@ -198,8 +198,9 @@ impl Client {
             .await
     }
 
-    /// [`Client::publish_ino`] as the publish of `staged`: blocks staged
-    /// ahead that still match the input are kept instead of uploaded.
+    /// [`Client::publish_ino`] as the publish of `staged` (when given):
+    /// blocks staged ahead that still match the input are kept instead
+    /// of uploaded.
     /// The staged upload is consumed either way (published, or its
     /// objects discarded when the publish is refused). When it has a
     /// prefix ([`crate::StagedUpload::set_prefix`]), `reader` yields only
@@ -209,7 +210,7 @@ impl Client {
         ino: u64,
         reader: R,
         previous: Option<&Body>,
-        staged: crate::StagedUpload,
+        staged: Option<crate::StagedUpload>,
         if_generation: Option<u64>,
     ) -> Result<PutOutcome>
     where
@@ -221,7 +222,7 @@ impl Client {
             upload,
             if_generation,
         };
-        self.upload_and_publish(reader, previous, Some(staged), if_generation, None, publish)
+        self.upload_and_publish(reader, previous, staged, if_generation, None, publish)
             .await
     }
 }

@@ -240,7 +240,7 @@ impl Client {
     }
 
     pub(crate) fn staging_ttl_nanos(&self) -> i64 {
-        self.inner.opts.staging_ttl.as_nanos().min(i64::MAX as u128) as i64
+        nokv_types::duration_nanos(self.inner.opts.staging_ttl)
     }
 
     /// Deletes staged objects the published body does not name (blocks

@@ -45,8 +45,8 @@ fn time(nanos: i64) -> SystemTime {
 
 fn nanos(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
-        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+        Ok(d) => nokv_types::duration_nanos(d),
+        Err(e) => -nokv_types::duration_nanos(e.duration()),
     }
 }
 

@@ -18,8 +18,13 @@ pub type Timestamp = i64;
 pub fn now_nanos() -> Timestamp {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .map(duration_nanos)
         .unwrap_or(0)
+}
+
+/// `d` in nanoseconds, saturating at `i64::MAX` (~292 years).
+pub fn duration_nanos(d: std::time::Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
 }
 
 /// What an inode is.

@@ -13,7 +13,7 @@ mod location;
 mod name;
 mod watch;
 
-pub use attr::{now_nanos, Attr, FileKind, SetAttr, Timestamp, ROOT_INO};
+pub use attr::{duration_nanos, now_nanos, Attr, FileKind, SetAttr, Timestamp, ROOT_INO};
 pub use body::{
     block_object_key, upload_object_prefix, BlockRef, Body, Digest, DEFAULT_BLOCK_SIZE,
     MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,

@@ -284,18 +284,9 @@ impl Spool {
             })
             .buffered(PUBLISH_FETCH_AHEAD);
         let reader = tokio_util_reader(Box::pin(chunks));
-        let outcome = match staged {
-            Some(staged) => {
-                client
-                    .publish_ino_staged(ino, reader, self.base.as_ref(), staged, None)
-                    .await?
-            }
-            None => {
-                client
-                    .publish_ino(ino, reader, self.base.as_ref(), None, None)
-                    .await?
-            }
-        };
+        let outcome = client
+            .publish_ino_staged(ino, reader, self.base.as_ref(), staged, None)
+            .await?;
         // The published body is exactly the spool's content: it becomes
         // the base, and present blocks stay valid.
         self.base_limit = outcome.body.size;

@@ -36,10 +36,11 @@ pub struct Stager {
     prefix: Option<Running>,
 }
 
-/// The whole-body hash of blocks `0..fed`, in progress.
+/// The whole-body hash of blocks `0..fed`, in progress (no task before
+/// the first block).
 struct Running {
     fed: u32,
-    hashing: Hashing,
+    hashing: Option<Hashing>,
     /// Per fed block, once its staging has finished: the block a body
     /// names for its bytes (staged, or the base's when equal).
     known: Vec<Option<BlockRef>>,
@@ -68,8 +69,8 @@ impl Stager {
     }
 
     fn end_prefix(&mut self) {
-        if let Some(running) = self.prefix.take() {
-            running.hashing.abort();
+        if let Some(hashing) = self.prefix.take().and_then(|r| r.hashing) {
+            hashing.abort();
         }
     }
 
@@ -128,16 +129,19 @@ impl Stager {
         let before = running.hashing;
         let data = data.clone();
         let hashing = tokio::spawn(async move {
-            let hasher = before
-                .await
-                .map_err(|e| Error::Io(format!("hashing task: {e}")))??;
+            let hasher = match before {
+                Some(task) => task
+                    .await
+                    .map_err(|e| Error::Io(format!("hashing task: {e}")))??,
+                None => blake3::Hasher::new(),
+            };
             hash_in_order(hasher, data).await
         });
         let mut known = running.known;
         known.push(None);
         self.prefix = Some(Running {
             fed: index + 1,
-            hashing,
+            hashing: Some(hashing),
             known,
         });
     }
@@ -207,7 +211,7 @@ impl Running {
     fn empty() -> Running {
         Running {
             fed: 0,
-            hashing: tokio::spawn(async { Ok(blake3::Hasher::new()) }),
+            hashing: None,
             known: Vec::new(),
         }
     }
@@ -216,17 +220,18 @@ impl Running {
     /// failed one leaves its block unknown, and the hasher cannot drop
     /// bytes it was fed, so there is then no prefix at all).
     async fn into_prefix(self) -> Option<Prefix> {
-        let blocks: Option<Vec<BlockRef>> = self.known.iter().copied().collect();
-        match blocks {
-            Some(blocks) if !blocks.is_empty() => {
-                let hasher = self.hashing.await.ok()?.ok()?;
-                Some(Prefix { hasher, blocks })
-            }
-            _ => {
-                self.hashing.abort();
-                None
-            }
-        }
+        let hashing = self.hashing?;
+        let Some(blocks) = self
+            .known
+            .iter()
+            .copied()
+            .collect::<Option<Vec<BlockRef>>>()
+        else {
+            hashing.abort();
+            return None;
+        };
+        let hasher = hashing.await.ok()?.ok()?;
+        Some(Prefix { hasher, blocks })
     }
 }
 
