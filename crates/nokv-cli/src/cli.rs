@@ -346,10 +346,11 @@ pub struct MountArgs {
     /// generation, for files still open on the generation they opened
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub gc_grace: u64,
-    /// With --server: ask the server about every name, also in
-    /// directories this mount made and knows completely (by default
-    /// lookups of absent names there are answered locally, from the
-    /// watch log)
+    /// With --server: ask the server about every name and every
+    /// directory's attributes (by default lookups of absent names in
+    /// directories this mount made, and the attributes of directories
+    /// it knows, are answered locally, from the watch log and its own
+    /// changes)
     #[arg(long)]
     pub no_dir_cache: bool,
 }

@@ -42,6 +42,7 @@ pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
             readahead_blocks: args.readahead_blocks,
             snapshot: args.snapshot.clone(),
             dir_cache: remote && !args.no_dir_cache,
+            dir_attr_max_age: Duration::from_secs_f64(ttl),
         },
         threads: args.threads,
         fsname: format!("nokv:{}", info.volume_id),

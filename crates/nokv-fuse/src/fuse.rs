@@ -6,8 +6,9 @@
 //!   reply into a task on the runtime, which answers with the core's
 //!   result or its error (flush and release of a handle with nothing to
 //!   publish, opendir/releasedir, a name the absent-name cache rules
-//!   out, and an embedded mount's lookup and getattr, which wait on no
-//!   I/O, answer on the FUSE thread);
+//!   out, a directory's attributes the attribute cache knows, and an
+//!   embedded mount's lookup and getattr, which wait on no I/O, answer
+//!   on the FUSE thread);
 //! - errors become errno in one place ([`errno`]);
 //! - attributes and entries are cached by the kernel for `ttl`; changes
 //!   by other clients (a `--server` mount) are also pushed out of the
@@ -212,6 +213,11 @@ impl Filesystem for NokvFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let ctx = self.ctx();
+        // A directory whose attributes the mount knows (the GETATTR after
+        // every create in it): answered on this thread.
+        if let Some(a) = self.core.known_attr(ino.0) {
+            return reply.attr(&ctx.ttl, &ctx.attr(&a));
+        }
         if self.core.lookups_are_local() {
             match self.rt.block_on(ctx.core.getattr(ino.0)) {
                 Ok(a) => reply.attr(&ctx.ttl, &ctx.attr(&a)),

@@ -11,10 +11,11 @@
 //!   handler, so a kernel waiting on a reply cannot deadlock them;
 //! - a watch stream that ends (server restart, compacted cursor)
 //!   restarts from the head after a short pause;
-//! - the follower also keeps the absent-name cache (`core/dircache.rs`)
-//!   current: it applies every event in `seq` order before acting on
-//!   it, and drops the whole cache whenever the stream ends or fails
-//!   (events may have been missed).
+//! - the follower also keeps the mount's local-answer caches current
+//!   (absent names, `core/dircache.rs`; directory attributes,
+//!   `core/dirattrs.rs`): it applies every event to them in `seq` order
+//!   before acting on it, and resets them whenever the stream ends or
+//!   fails (events may have been missed).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use nokv_client::{Client, EventKind, WatchEvent};
 
-use crate::core::dircache::DirCache;
+use crate::core::FollowsWatch;
 
 /// What a notification does; `fuser::Notifier` in a mount, a recorder
 /// in tests.
@@ -93,20 +94,20 @@ async fn notes(client: &Client, ev: &WatchEvent) -> Vec<Note> {
 }
 
 /// Follows the watch log of `client` forever, invalidating through
-/// `target` and keeping `cache` current. Run it as a task; drop it
+/// `target` and keeping `caches` current. Run it as a task; drop it
 /// (abort) to stop.
-pub async fn follow(client: Client, target: impl Invalidate, cache: Option<Arc<DirCache>>) {
+pub async fn follow(client: Client, target: impl Invalidate, caches: Vec<Arc<dyn FollowsWatch>>) {
     // Whatever ends this task (abort included) must not leave a cache
     // that nothing keeps current.
-    struct ResetOnDrop(Option<Arc<DirCache>>);
+    struct ResetOnDrop(Vec<Arc<dyn FollowsWatch>>);
     impl Drop for ResetOnDrop {
         fn drop(&mut self) {
-            if let Some(c) = &self.0 {
+            for c in &self.0 {
                 c.reset();
             }
         }
     }
-    let _reset = ResetOnDrop(cache.clone());
+    let _reset = ResetOnDrop(caches.clone());
     let (tx, rx) = std::sync::mpsc::channel::<Note>();
     let sender = std::thread::Builder::new()
         .name("nokv-invalidate".into())
@@ -135,7 +136,8 @@ pub async fn follow(client: Client, target: impl Invalidate, cache: Option<Arc<D
         while let Some(ev) = events.next().await {
             match ev {
                 Ok(ev) => {
-                    if let Some(c) = &cache {
+                    for c in &caches {
+                        c.settle(&ev).await;
                         c.apply(&ev);
                     }
                     for note in notes(&client, &ev).await {
@@ -151,7 +153,7 @@ pub async fn follow(client: Client, target: impl Invalidate, cache: Option<Arc<D
             }
         }
         // Events after the last one applied may be missed from here on.
-        if let Some(c) = &cache {
+        for c in &caches {
             c.reset();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

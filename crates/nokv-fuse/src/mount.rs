@@ -207,7 +207,7 @@ where
         tokio::spawn(crate::invalidate::follow(
             client.clone(),
             notifier,
-            core.dir_cache(),
+            core.watch_caches(),
         ))
     });
 
@@ -237,6 +237,13 @@ where
     }
     if let Some(task) = invalidator {
         task.abort();
+    }
+    if let (Some(names), Some(attrs)) = (core.dir_cache(), core.dir_attrs()) {
+        tracing::info!(
+            absent_names = names.stats().absent_answers,
+            dir_attrs = attrs.hits(),
+            "requests answered without the server"
+        );
     }
     // Handles the kernel never released (a lazily detached mount).
     failed += core.flush_all().await;

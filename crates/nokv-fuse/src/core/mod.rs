@@ -20,8 +20,12 @@
 //!   answered "absent" locally only when `dircache.rs` knows the whole
 //!   directory as of the watch stream's position (see its invariants);
 //!   every op that adds a name tells the cache, so this mount always
-//!   sees its own new names.
+//!   sees its own new names;
+//! - with `dir_cache`, a directory's attributes may also be answered
+//!   locally (`dirattrs.rs`): as of the watch stream's position plus this
+//!   mount's own commands, which tell that cache what they changed.
 
+pub mod dirattrs;
 pub mod dircache;
 mod readahead;
 mod reads;
@@ -39,6 +43,7 @@ use nokv_client::{
 };
 use parking_lot::Mutex;
 
+use dirattrs::DirAttrs;
 use dircache::DirCache;
 use readahead::Readahead;
 use spool::Spool;
@@ -55,10 +60,14 @@ pub struct FsOptions {
     /// Serve this snapshot instead of the live volume (read-only; its
     /// pinned directory is the root).
     pub snapshot: Option<String>,
-    /// Answer lookups of absent names in directories this mount made
-    /// from a cache kept by the watch follower (`dircache.rs`; the
-    /// follower must be fed with `FsCore::dir_cache`).
+    /// Answer lookups of absent names in directories this mount made,
+    /// and attributes of directories, from caches kept by the watch
+    /// follower (`dircache.rs`, `dirattrs.rs`; the follower must be fed
+    /// with `FsCore::watch_caches`).
     pub dir_cache: bool,
+    /// Longest a directory's attributes are answered locally after the
+    /// server last confirmed them (the kernel's attribute TTL).
+    pub dir_attr_max_age: std::time::Duration,
 }
 
 impl Default for FsOptions {
@@ -69,6 +78,7 @@ impl Default for FsOptions {
             readahead_blocks: 16,
             snapshot: None,
             dir_cache: false,
+            dir_attr_max_age: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -114,6 +124,40 @@ struct DirHandle {
     entries: tokio::sync::Mutex<Option<Arc<Vec<DirEntryPlus>>>>,
 }
 
+/// A cache the watch follower keeps current.
+pub trait FollowsWatch: Send + Sync {
+    /// Waits, briefly, until the cache is ready to apply `ev` (see
+    /// `DirAttrs::settle`).
+    fn settle<'a>(&'a self, _ev: &'a nokv_types::WatchEvent) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+    /// Applies the next event (in `seq` order, no gaps since `reset`).
+    fn apply(&self, ev: &nokv_types::WatchEvent);
+    /// Forgets what events may have changed (the stream restarted).
+    fn reset(&self);
+}
+
+impl FollowsWatch for DirCache {
+    fn apply(&self, ev: &nokv_types::WatchEvent) {
+        DirCache::apply(self, ev)
+    }
+    fn reset(&self) {
+        DirCache::reset(self)
+    }
+}
+
+impl FollowsWatch for DirAttrs {
+    fn settle<'a>(&'a self, ev: &'a nokv_types::WatchEvent) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(DirAttrs::settle(self, ev))
+    }
+    fn apply(&self, ev: &nokv_types::WatchEvent) {
+        DirAttrs::apply(self, ev)
+    }
+    fn reset(&self) {
+        DirAttrs::reset(self)
+    }
+}
+
 /// The mount's filesystem, by inode.
 pub struct FsCore {
     client: Client,
@@ -124,6 +168,7 @@ pub struct FsCore {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     dircache: Option<Arc<DirCache>>,
+    dirattrs: Option<Arc<DirAttrs>>,
 }
 
 fn read_only() -> Error {
@@ -169,8 +214,11 @@ impl FsCore {
             .map_err(|e| Error::Io(format!("spool directory {}: {e}", opts.spool_dir.display())))?;
         let live_rw = !opts.read_only && opts.snapshot.is_none();
         let dircache = (opts.dir_cache && live_rw).then(|| Arc::new(DirCache::default()));
+        let dirattrs =
+            (opts.dir_cache && live_rw).then(|| Arc::new(DirAttrs::new(opts.dir_attr_max_age)));
         Ok(FsCore {
             dircache,
+            dirattrs,
             client,
             reads,
             opts,
@@ -189,6 +237,59 @@ impl FsCore {
     /// (None unless `FsOptions::dir_cache`).
     pub fn dir_cache(&self) -> Option<Arc<DirCache>> {
         self.dircache.clone()
+    }
+
+    /// The directory-attribute cache (None unless `FsOptions::dir_cache`).
+    pub fn dir_attrs(&self) -> Option<Arc<DirAttrs>> {
+        self.dirattrs.clone()
+    }
+
+    /// Everything the watch follower must keep current, in the order it
+    /// applies each event.
+    pub fn watch_caches(&self) -> Vec<Arc<dyn FollowsWatch>> {
+        // Attributes first: once a name shows, its directory's
+        // attributes show the change too.
+        let mut out: Vec<Arc<dyn FollowsWatch>> = Vec::new();
+        if let Some(c) = &self.dirattrs {
+            out.push(c.clone());
+        }
+        if let Some(c) = &self.dircache {
+            out.push(c.clone());
+        }
+        out
+    }
+
+    /// Where the attribute cache stands before a request is sent.
+    fn attr_mark(&self) -> Option<dirattrs::Mark> {
+        self.dirattrs.as_deref().map(|c| c.mark())
+    }
+
+    /// Starts an own command that makes a name in `parent`.
+    fn attr_begin(&self, parent: u64) -> Option<dirattrs::Change<'_>> {
+        self.dirattrs.as_deref().map(|c| c.begin(parent))
+    }
+
+    /// The command `change` stands for made `child`.
+    fn attr_added(change: Option<dirattrs::Change<'_>>, child: &Attr) {
+        if let Some(c) = change {
+            c.added(child);
+        }
+    }
+
+    /// `result` of an own command that changes `parent`: a failure may
+    /// still have changed it (a reply lost after the commit).
+    fn dir_changing<T>(&self, parent: u64, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.attr_changed(&[parent]);
+        }
+        result
+    }
+
+    /// An own command changed these inodes.
+    fn attr_changed(&self, inos: &[u64]) {
+        if let Some(c) = self.dirattrs.as_deref() {
+            c.changed(inos);
+        }
     }
 
     /// A ticket for an own op that may add a name to `dir`.
@@ -261,15 +362,34 @@ impl FsCore {
             .is_some_and(|c| c.absent(parent, name))
     }
 
+    /// The attributes of directory `ino` if the attribute cache knows
+    /// them (no I/O; see `dirattrs.rs` for what that guarantees).
+    pub fn known_attr(&self, ino: u64) -> Option<Attr> {
+        self.dirattrs.as_deref().and_then(|c| c.get(ino))
+    }
+
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         if self.known_absent(parent, name) {
             return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
         }
-        Ok(self.overlay(self.reads.lookup(parent, name).await?))
+        let mark = self.attr_mark();
+        let attr = self.reads.lookup(parent, name).await?;
+        if let (Some(c), Some(m)) = (self.dirattrs.as_deref(), mark) {
+            c.fill(&attr, m);
+        }
+        Ok(self.overlay(attr))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        Ok(self.overlay(self.reads.getattr(ino).await?))
+        if let Some(a) = self.known_attr(ino) {
+            return Ok(a);
+        }
+        let mark = self.attr_mark();
+        let attr = self.reads.getattr(ino).await?;
+        if let (Some(c), Some(m)) = (self.dirattrs.as_deref(), mark) {
+            c.fill(&attr, m);
+        }
+        Ok(self.overlay(attr))
     }
 
     /// chmod / chown / utimens / truncate. A size change through a write
@@ -299,7 +419,9 @@ impl FsCore {
             }
         }
         let attr = if has_meta {
-            self.client.setattr_ino(ino, meta).await?
+            let r = self.client.setattr_ino(ino, meta).await;
+            self.attr_changed(&[ino]);
+            r?
         } else {
             self.client.getattr(ino).await?
         };
@@ -343,7 +465,9 @@ impl FsCore {
             .dircache
             .as_deref()
             .map(|c| c.begin_mkdir(parent, name));
-        let attr = self.client.mkdir_at(parent, name, owner).await?;
+        let change = self.attr_begin(parent);
+        let attr = self.dir_changing(parent, self.client.mkdir_at(parent, name, owner).await)?;
+        Self::attr_added(change, &attr);
         if let Some(t) = ticket {
             t.made_dir(name, attr.ino, attr.ctime);
         }
@@ -354,7 +478,12 @@ impl FsCore {
     pub async fn mknod_file(&self, parent: u64, name: &[u8], owner: Owner) -> Result<Attr> {
         self.writable()?;
         let ticket = self.adding(parent);
-        let attr = self.client.create_at(parent, name, owner, true).await?;
+        let change = self.attr_begin(parent);
+        let attr = self.dir_changing(
+            parent,
+            self.client.create_at(parent, name, owner, true).await,
+        )?;
+        Self::attr_added(change, &attr);
         if let Some(t) = ticket {
             t.added(name, attr.ino, attr.ctime);
         }
@@ -370,7 +499,12 @@ impl FsCore {
     ) -> Result<Attr> {
         self.writable()?;
         let ticket = self.adding(parent);
-        let attr = self.client.symlink_at(parent, name, target, owner).await?;
+        let change = self.attr_begin(parent);
+        let attr = self.dir_changing(
+            parent,
+            self.client.symlink_at(parent, name, target, owner).await,
+        )?;
+        Self::attr_added(change, &attr);
         if let Some(t) = ticket {
             t.added(name, attr.ino, attr.ctime);
         }
@@ -380,7 +514,12 @@ impl FsCore {
     pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
         self.writable()?;
         let ticket = self.adding(new_parent);
-        let attr = self.client.link_at(ino, new_parent, new_name).await?;
+        let change = self.attr_begin(new_parent);
+        let attr = self.dir_changing(
+            new_parent,
+            self.client.link_at(ino, new_parent, new_name).await,
+        )?;
+        Self::attr_added(change, &attr);
         if let Some(t) = ticket {
             t.added(new_name, attr.ino, attr.ctime);
         }
@@ -389,12 +528,16 @@ impl FsCore {
 
     pub async fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
         self.writable()?;
-        self.client.unlink_at(parent, name).await
+        let r = self.client.unlink_at(parent, name).await;
+        self.attr_changed(&[parent]);
+        r
     }
 
     pub async fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
         self.writable()?;
-        self.client.rmdir_at(parent, name).await
+        let r = self.client.rmdir_at(parent, name).await;
+        self.attr_changed(&[parent]);
+        r
     }
 
     pub async fn rename(
@@ -412,9 +555,15 @@ impl FsCore {
             RenameMode::Replace
         };
         let ticket = self.adding(new_parent);
-        self.client
+        let r = self
+            .client
             .rename_at(parent, name, new_parent, new_name, mode)
-            .await?;
+            .await;
+        // The reply names no inode: the moved one may be a directory.
+        if let Some(c) = self.dirattrs.as_deref() {
+            c.reset();
+        }
+        r?;
         if let Some(t) = ticket {
             t.moved_in(new_name);
         }
@@ -435,13 +584,30 @@ impl FsCore {
     ) -> Result<(Attr, u64)> {
         self.writable()?;
         let ticket = self.adding(parent);
-        // Without O_EXCL an existing file is opened, as on a local disk;
-        // this also covers a name the cache said was absent but another
-        // client created within the watch lag.
-        let attr = self
-            .client
-            .create_at(parent, name, owner, exclusive)
-            .await?;
+        let change = self.attr_begin(parent);
+        // The kernel sends CREATE for a name it found absent, so first
+        // try an exclusive create: its success says the command made the
+        // file (and changed `parent`), which the attribute cache needs to
+        // know. Without O_EXCL an existing file is then opened, as on a
+        // local disk; this covers a name the cache said was absent but
+        // another client created within the watch lag.
+        let attr = match self.client.create_at(parent, name, owner, true).await {
+            Ok(attr) => {
+                Self::attr_added(change, &attr);
+                attr
+            }
+            Err(Error::Exists(_)) if !exclusive => {
+                drop(change);
+                let r = self.client.create_at(parent, name, owner, false).await;
+                // Made or found: unknown.
+                self.attr_changed(&[parent]);
+                r?
+            }
+            Err(e) => {
+                self.attr_changed(&[parent]);
+                return Err(e);
+            }
+        };
         if let Some(t) = ticket {
             t.added(name, attr.ino, attr.ctime);
         }

@@ -641,7 +641,7 @@ async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
     let follower = tokio::spawn(crate::invalidate::follow(
         t.client.clone(),
         NoKernel,
-        Some(cache.clone()),
+        t.core.watch_caches(),
     ));
     // The follower starts at the head it reads first: retry the mkdir
     // until one comes after it.
@@ -663,6 +663,22 @@ async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
         }
     }
     assert!(d != 0, "no directory got cached");
+    // Own creates keep the directory's attributes answerable here, with
+    // the mtime each create gave it.
+    let attrs = t.core.dir_attrs().unwrap();
+    t.core.getattr(d).await.unwrap();
+    for name in [&b"o1"[..], b"o2"] {
+        let (a, fh) = t
+            .core
+            .create(d, name, owner(), false, OpenIntent::default())
+            .await
+            .unwrap();
+        t.core.release(fh).await.unwrap();
+        let known = t.core.known_attr(d).expect("known after an own create");
+        assert_eq!(known.mtime, a.ctime);
+        assert_eq!(known, t.client.getattr(d).await.unwrap());
+    }
+    let hits = attrs.hits();
     let other = t.client.create_at(d, b"x", owner(), true).await.unwrap();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -675,8 +691,13 @@ async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    // Another client's create reached the follower: the directory's
+    // attributes come from the server again, with that create's mtime.
+    assert_eq!(t.core.getattr(d).await.unwrap().mtime, other.ctime);
+    assert_eq!(attrs.hits(), hits, "answered from before the other create");
     follower.abort();
     let _ = follower.await;
     assert!(!cache.is_cached(d), "a stopped follower leaves no cache");
+    assert!(t.core.known_attr(d).is_none(), "nor directory attributes");
     assert!(t.core.lookup(d, b"y").await.is_err());
 }
