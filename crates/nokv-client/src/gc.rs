@@ -39,6 +39,33 @@ pub struct GcReport {
 }
 
 impl Client {
+    /// Creates or renews reader lease `lease` (an id the caller picks,
+    /// not 0; random ids do not collide in practice): until `ttl` from
+    /// now, GC keeps every block queued at or after `since` (ns since
+    /// the epoch; the commit time of the oldest replacement or removal
+    /// the caller still reads across, e.g. a watch event's `time`).
+    /// Hold again before `ttl` ends to keep it.
+    pub async fn hold_readers(
+        &self,
+        lease: u64,
+        since: i64,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.done(MetaOp::HoldReaders {
+            lease,
+            since,
+            ttl_ms,
+        })
+        .await
+    }
+
+    /// Ends reader lease `lease` (one that expired or never existed is
+    /// fine).
+    pub async fn release_readers(&self, lease: u64) -> Result<()> {
+        self.done(MetaOp::ReleaseReaders { lease }).await
+    }
+
     /// Runs a GC pass every `every`, forever (a background worker: the
     /// server spawns one). A failed pass is logged and retried at the
     /// next tick; GC is crash-safe, so stopping it at any point is fine.

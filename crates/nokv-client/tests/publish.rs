@@ -56,6 +56,7 @@ backend_tests!(
     put_tree_swaps_whole_trees,
     gc_removes_trash_after_the_grace,
     gc_keeps_replaced_blocks_for_the_grace,
+    a_reader_lease_keeps_replaced_blocks_until_it_ends,
 );
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -601,4 +602,89 @@ async fn gc_keeps_replaced_blocks_for_the_grace(backend: Backend) {
         .iter()
         .all(|b| !stored.contains(&b.object_key())));
     assert_eq!(stored, referenced_keys(&c).await);
+}
+
+/// A reader lease keeps the blocks of generations replaced at or after
+/// its `since` from GC without any grace, until it is released or
+/// expires; blocks replaced before `since` are collected meanwhile.
+async fn a_reader_lease_keeps_replaced_blocks_until_it_ends(backend: Backend) {
+    let v = volume(backend).await;
+    let c = v.client.clone();
+    let put = |path: &'static str, seed: u8, blocks: usize| {
+        let c = c.clone();
+        async move {
+            c.put_bytes(
+                path,
+                &data(blocks * BS as usize, seed),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    put("/early", 1, 2).await;
+    put("/f", 2, 3).await;
+    let (_, opened) = c.body("/f").await.unwrap();
+    put("/early", 3, 1).await; // 2 blocks queued before the lease's since
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let since = nokv_types::now_nanos();
+    const LEASE: u64 = 0x5eed;
+    let ttl = std::time::Duration::from_secs(600);
+    c.hold_readers(LEASE, since, ttl).await.unwrap();
+    put("/f", 4, 1).await; // the opened generation's 3 blocks
+    c.remove("/early").await.unwrap(); // 1 more, also after since
+
+    let report = c.gc().await.unwrap();
+    assert_eq!(
+        report.queued_blocks_deleted, 2,
+        "only what was replaced before since"
+    );
+    let got = nokv_object::read_range(&v.store, &opened, 0, opened.size)
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), &data(3 * BS as usize, 2)[..]);
+    // Renewing keeps holding; a second lease with a later since changes
+    // nothing (the oldest since counts).
+    c.hold_readers(LEASE, since, ttl).await.unwrap();
+    c.hold_readers(LEASE + 1, nokv_types::now_nanos(), ttl)
+        .await
+        .unwrap();
+    assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 0);
+
+    c.release_readers(LEASE).await.unwrap();
+    c.release_readers(LEASE).await.unwrap(); // twice is fine
+    let report = c.gc().await.unwrap();
+    assert_eq!(
+        report.queued_blocks_deleted, 4,
+        "released: all but the later lease's"
+    );
+    let stored = stored_keys(&v).await;
+    assert!(opened
+        .blocks
+        .iter()
+        .all(|b| !stored.contains(&b.object_key())));
+
+    // An expired lease holds nothing.
+    put("/g", 5, 1).await;
+    let since = nokv_types::now_nanos();
+    c.hold_readers(LEASE + 2, since - 1, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
+    c.release_readers(LEASE + 1).await.unwrap();
+    put("/g", 6, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 1);
+    assert_eq!(stored_keys(&v).await, referenced_keys(&c).await);
+
+    // Bad input changes nothing.
+    for (lease, ttl) in [
+        (0, ttl),
+        (LEASE, std::time::Duration::ZERO),
+        (LEASE, std::time::Duration::from_secs(2 * 86_400)),
+    ] {
+        let err = c.hold_readers(lease, since, ttl).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+    put("/g", 7, 1).await;
+    assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 1);
 }

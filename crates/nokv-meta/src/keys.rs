@@ -24,6 +24,8 @@ const TAG_GC: u8 = b'G';
 const TAG_WATCH: u8 = b'W';
 /// Snapshots: `P ‖ name`.
 const TAG_SNAPSHOT: u8 = b'P';
+/// Reader leases: `L ‖ lease:u64be` (see `leases`).
+const TAG_LEASE: u8 = b'L';
 /// History of versioned keys while a snapshot lives:
 /// `H ‖ key ‖ superseded_at:u64be` (see `snapshot::history`).
 const TAG_HISTORY: u8 = b'H';
@@ -82,6 +84,17 @@ pub(crate) fn staging(upload: u64) -> Vec<u8> {
     k.push(TAG_STAGING);
     k.extend_from_slice(&upload.to_be_bytes());
     k
+}
+
+pub(crate) fn lease(id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(TAG_LEASE);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(crate) fn lease_prefix() -> Vec<u8> {
+    vec![TAG_LEASE]
 }
 
 pub(crate) fn staging_prefix() -> Vec<u8> {

@@ -15,6 +15,7 @@ mod engine;
 pub mod fuzz_entry;
 mod gcq;
 mod keys;
+mod leases;
 mod lock;
 mod namespace;
 mod ops;

@@ -134,6 +134,17 @@ pub enum MetaOp {
     GcDone {
         ids: Vec<GcId>,
     },
+    /// Creates or renews reader lease `lease` (see `leases`): GC keeps
+    /// blocks queued at or after `since` until `ttl_ms` from now.
+    HoldReaders {
+        lease: u64,
+        since: i64,
+        ttl_ms: u64,
+    },
+    /// Ends reader lease `lease`.
+    ReleaseReaders {
+        lease: u64,
+    },
     Checkpoint,
     /// Creates snapshot `name` of `path`.
     SnapshotCreate {
@@ -313,6 +324,8 @@ impl MetaOp {
             MetaOp::BodyIno { .. } => "body_ino",
             MetaOp::TrimWatch { .. } => "trim_watch",
             MetaOp::GcDone { .. } => "gc_done",
+            MetaOp::HoldReaders { .. } => "hold_readers",
+            MetaOp::ReleaseReaders { .. } => "release_readers",
             MetaOp::Checkpoint => "checkpoint",
             MetaOp::SnapshotCreate { .. } => "snapshot_create",
             MetaOp::SnapshotRetire { .. } => "snapshot_retire",
@@ -592,6 +605,18 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             for id in &ids {
                 txn.delete(crate::keys::gc(id.commit_version, id.seq))?;
             }
+            MetaReply::Done
+        }
+        MetaOp::HoldReaders {
+            lease,
+            since,
+            ttl_ms,
+        } => {
+            crate::leases::hold(txn, lease, since, ttl_ms)?;
+            MetaReply::Done
+        }
+        MetaOp::ReleaseReaders { lease } => {
+            crate::leases::release(txn, lease)?;
             MetaReply::Done
         }
         MetaOp::SnapshotCreate { path: p, name } => {

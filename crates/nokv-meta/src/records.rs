@@ -117,6 +117,14 @@ pub struct StagingRecord {
     pub deadline: Timestamp,
 }
 
+/// A reader lease (see `leases`): its holder may still read generations
+/// replaced at or after `since`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub since: Timestamp,
+    pub expires: Timestamp,
+}
+
 /// Blocks no live generation references any more, queued for deletion
 /// by the command that removed the last reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

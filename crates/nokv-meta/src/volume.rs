@@ -584,7 +584,20 @@ impl Volume {
     /// Up to `limit` entries of the GC queue, oldest first, that no live
     /// snapshot can need (queued at or before the oldest one).
     pub fn gc_queue(&self, limit: usize) -> Result<Vec<gcq::GcEntry>> {
-        gcq::page(&self.inner.engine, limit, self.gc_floor())
+        let mut page = gcq::page(&self.inner.engine, limit, self.gc_floor())?;
+        // Reader leases hold back entries queued at or after their `since`.
+        if let Some(since) = crate::leases::floor(&self.inner.engine, nokv_types::now_nanos())? {
+            let held = page.iter().position(|e| e.queued_at >= since);
+            if let Some(i) = held {
+                page.truncate(i);
+            }
+        }
+        Ok(page)
+    }
+
+    /// Reader leases live now (see `leases`).
+    pub fn live_leases(&self) -> Result<u64> {
+        crate::leases::live(&self.inner.engine, nokv_types::now_nanos())
     }
 
     /// Up to `limit` entries of the whole GC queue after `after`, the

@@ -91,6 +91,16 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
         MetaOp::GcDone { ids } => P::GcDone(pb::GcDoneOp {
             ids: ids.into_iter().map(gc_id_to).collect(),
         }),
+        MetaOp::HoldReaders {
+            lease,
+            since,
+            ttl_ms,
+        } => P::HoldReaders(pb::HoldReadersOp {
+            lease,
+            since,
+            ttl_ms,
+        }),
+        MetaOp::ReleaseReaders { lease } => P::ReleaseReaders(pb::ReleaseReadersOp { lease }),
         MetaOp::Checkpoint => P::Checkpoint(pb::CheckpointOp {}),
         MetaOp::SnapshotCreate { path, name } => {
             P::SnapshotCreate(pb::SnapshotCreateOp { path, name })
@@ -277,6 +287,12 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
                 .map(|id| gc_id_from(Some(id)))
                 .collect::<Result<_>>()?,
         },
+        P::HoldReaders(o) => MetaOp::HoldReaders {
+            lease: o.lease,
+            since: o.since,
+            ttl_ms: o.ttl_ms,
+        },
+        P::ReleaseReaders(o) => MetaOp::ReleaseReaders { lease: o.lease },
         P::Checkpoint(_) => MetaOp::Checkpoint,
         P::SnapshotCreate(o) => MetaOp::SnapshotCreate {
             path: o.path,

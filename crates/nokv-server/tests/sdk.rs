@@ -124,6 +124,23 @@ async fn connect_batch_and_errors_round_trip() {
     assert_eq!(out.attr.generation, 1);
     assert_eq!(c.read("/d/blob").await.unwrap().as_ref(), b"remote bytes");
 
+    // a reader lease through the server holds GC back until released
+    let since = nokv_types::now_nanos();
+    c.hold_readers(7, since, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    c.put_bytes("/d/blob", b"newer bytes", PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 0);
+    c.release_readers(7).await.unwrap();
+    assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 1);
+    assert!(matches!(
+        c.hold_readers(0, since, std::time::Duration::from_secs(1))
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+
     // tokens
     let err = Client::connect(&server.url, None, ClientOptions::default()).await;
     assert!(matches!(err, Err(Error::Unauthenticated(_))));
@@ -144,7 +161,7 @@ async fn connect_batch_and_errors_round_trip() {
     drop(c);
     server.stop().await;
     let c = Client::open(&home, ClientOptions::default()).await.unwrap();
-    assert_eq!(c.read("/d/blob").await.unwrap().as_ref(), b"remote bytes");
+    assert_eq!(c.read("/d/blob").await.unwrap().as_ref(), b"newer bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
