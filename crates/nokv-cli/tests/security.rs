@@ -187,6 +187,12 @@ fn every_op() -> Vec<MetaOp> {
             },
         },
         MetaOp::ReadlinkIno { ino: 2 },
+        MetaOp::HoldReaders {
+            lease: 9,
+            since: 0,
+            ttl_ms: 1000,
+        },
+        MetaOp::ReleaseReaders { lease: 9 },
         MetaOp::PublishIno {
             ino: 2,
             body,
@@ -240,6 +246,8 @@ fn every_op() -> Vec<MetaOp> {
             | MetaOp::RenameAt { .. }
             | MetaOp::SetAttrIno { .. }
             | MetaOp::ReadlinkIno { .. }
+            | MetaOp::HoldReaders { .. }
+            | MetaOp::ReleaseReaders { .. }
             | MetaOp::PublishIno { .. } => {}
         }
     }
