@@ -344,8 +344,18 @@ pub struct MountArgs {
     pub gc_interval: u64,
     /// Seconds background GC keeps the blocks of a replaced or removed
     /// generation, for files still open on the generation they opened
+    /// (beyond it, the mount's reader lease keeps them while such a
+    /// file stays open; the grace covers the moment until the lease is
+    /// taken)
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub gc_grace: u64,
+    /// Do not hold a reader lease: a file open for reading while another
+    /// writer replaces or removes it keeps its blocks only for the GC
+    /// grace (by default the mount holds a lease, renewed every 150 s
+    /// and expiring 600 s after the mount stops renewing it, while such
+    /// a file is open)
+    #[arg(long)]
+    pub no_reader_leases: bool,
     /// With --server: ask the server about every name and every
     /// directory's attributes (by default lookups of absent names in
     /// directories this mount made, and the attributes of directories

@@ -12,6 +12,9 @@ use nokv_fuse::{FsOptions, MountOptions};
 use crate::cli::{Global, MountArgs};
 use crate::commands::{client_options, open};
 
+/// How long a mount's reader lease outlives its last renewal.
+const READER_LEASE_TTL: Duration = Duration::from_secs(600);
+
 pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
     // Checks before opening anything: a bad mountpoint must not leave a
     // volume lock or a server connection behind, and must say why.
@@ -43,6 +46,7 @@ pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
             snapshot: args.snapshot.clone(),
             dir_cache: remote && !args.no_dir_cache,
             dir_attr_max_age: Duration::from_secs_f64(ttl),
+            reader_leases: (!args.no_reader_leases).then_some(READER_LEASE_TTL),
         },
         threads: args.threads,
         fsname: format!("nokv:{}", info.volume_id),

@@ -774,7 +774,12 @@ fn an_open_reader_outlives_background_gc_for_the_grace() {
     if fuse_missing() {
         return;
     }
-    for (grace, survives) in [("600", true), ("0", false)] {
+    // The grace alone; a reader lease long past the grace; neither.
+    for (grace, leases, survives) in [
+        ("600", "--no-reader-leases", true),
+        ("1", "", true),
+        ("1", "--no-reader-leases", false),
+    ] {
         let v = Vol::new(Backend::Local, false);
         // 40 blocks: far more than the readahead window of the first
         // read. Written by another mount, so that no page of it is in
@@ -787,7 +792,11 @@ fn an_open_reader_outlives_background_gc_for_the_grace() {
             sum = v.tmp.join("sum").display()
         ));
         w.stop();
-        let m = v.mount("mnt", &["--gc-interval", "1", "--gc-grace", grace]);
+        let mut args = vec!["--gc-interval", "1", "--gc-grace", grace];
+        if !leases.is_empty() {
+            args.push(leases);
+        }
+        let m = v.mount("mnt", &args);
         let want = std::fs::read_to_string(v.tmp.join("sum")).unwrap();
         let mut reader = Command::new("python3")
             .args([
@@ -826,12 +835,36 @@ fn an_open_reader_outlives_background_gc_for_the_grace() {
         out.read_line(&mut line).unwrap();
         let _ = reader.wait();
         if survives {
-            assert_eq!(line.trim(), want.trim(), "grace {grace}");
+            assert_eq!(line.trim(), want.trim(), "grace {grace} {leases}");
         } else {
-            assert_eq!(line.trim(), format!("error {}", libc::EIO), "grace {grace}");
+            assert_eq!(
+                line.trim(),
+                format!("error {}", libc::EIO),
+                "grace {grace} {leases}"
+            );
+        }
+        if grace == "1" && leases.is_empty() {
+            // The reader closed: the lease ends and GC collects the old
+            // generation (only the new file's one block stays).
+            eventually("the old blocks collected", Duration::from_secs(20), || {
+                files_under(&v.home.join("blocks")) == 1
+            });
         }
         m.stop();
     }
+}
+
+fn files_under(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_under(&e.path()),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The server's count of `op` answered with `outcome` (Prometheus text).

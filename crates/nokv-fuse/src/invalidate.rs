@@ -33,6 +33,23 @@ use crate::core::FollowsWatch;
 pub trait Invalidate: Send + 'static {
     fn entry(&self, parent: u64, name: &[u8]);
     fn inode(&self, ino: u64);
+    /// False when notifications go nowhere (the follower then only keeps
+    /// the caches).
+    fn enabled(&self) -> bool {
+        true
+    }
+}
+
+/// No kernel to notify: an embedded mount follows the watch log for its
+/// reader lease only (no other client changes the volume), and tests.
+pub struct NoInvalidation;
+
+impl Invalidate for NoInvalidation {
+    fn entry(&self, _parent: u64, _name: &[u8]) {}
+    fn inode(&self, _ino: u64) {}
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 impl Invalidate for fuser::Notifier {
@@ -108,6 +125,7 @@ pub async fn follow(client: Client, target: impl Invalidate, caches: Vec<Arc<dyn
         }
     }
     let _reset = ResetOnDrop(caches.clone());
+    let notify = target.enabled();
     let (tx, rx) = std::sync::mpsc::channel::<Note>();
     let sender = std::thread::Builder::new()
         .name("nokv-invalidate".into())
@@ -139,6 +157,9 @@ pub async fn follow(client: Client, target: impl Invalidate, caches: Vec<Arc<dyn
                     for c in &caches {
                         c.settle(&ev).await;
                         c.apply(&ev);
+                    }
+                    if !notify {
+                        continue;
                     }
                     for note in notes(&client, &ev).await {
                         if tx.send(note).is_err() {

@@ -202,14 +202,27 @@ where
     tracing::info!("mounted at {}", mountpoint.display());
     on_mounted();
 
-    // A snapshot never changes: nothing to invalidate.
-    let invalidator = (opts.invalidate && !snapshot_mount).then(|| {
-        tokio::spawn(crate::invalidate::follow(
+    // A snapshot never changes: nothing to invalidate. An embedded
+    // mount follows the watch log only for its reader lease.
+    let leases = core.reader_leases();
+    let invalidator = if snapshot_mount {
+        None
+    } else if opts.invalidate {
+        Some(tokio::spawn(crate::invalidate::follow(
             client.clone(),
             notifier,
             core.watch_caches(),
-        ))
-    });
+        )))
+    } else if leases.is_some() {
+        Some(tokio::spawn(crate::invalidate::follow(
+            client.clone(),
+            crate::invalidate::NoInvalidation,
+            core.watch_caches(),
+        )))
+    } else {
+        None
+    };
+    let lease_keeper = leases.clone().map(|l| tokio::spawn(l.keep(client.clone())));
 
     let signalled = tokio::select! {
         _ = shutdown => true,
@@ -237,6 +250,10 @@ where
     }
     if let Some(task) = invalidator {
         task.abort();
+    }
+    if let (Some(task), Some(l)) = (lease_keeper, &leases) {
+        task.abort();
+        l.release(&client).await;
     }
     if let (Some(names), Some(attrs)) = (core.dir_cache(), core.dir_attrs()) {
         tracing::info!(

@@ -21,12 +21,15 @@
 //!   directory as of the watch stream's position (see its invariants);
 //!   every op that adds a name tells the cache, so this mount always
 //!   sees its own new names;
+//! - with `reader_leases`, a read handle that reads across a replacement
+//!   keeps its blocks from GC while it is open (`leases.rs`);
 //! - with `dir_cache`, a directory's attributes may also be answered
 //!   locally (`dirattrs.rs`): as of the watch stream's position plus this
 //!   mount's own commands, which tell that cache what they changed.
 
 pub mod dirattrs;
 pub mod dircache;
+pub mod leases;
 mod readahead;
 mod reads;
 pub mod spool;
@@ -45,6 +48,7 @@ use parking_lot::Mutex;
 
 use dirattrs::DirAttrs;
 use dircache::DirCache;
+use leases::ReaderLeases;
 use readahead::Readahead;
 use spool::Spool;
 
@@ -68,6 +72,11 @@ pub struct FsOptions {
     /// Longest a directory's attributes are answered locally after the
     /// server last confirmed them (the kernel's attribute TTL).
     pub dir_attr_max_age: std::time::Duration,
+    /// Hold a reader lease (this TTL, renewed) while a read handle reads
+    /// a generation that was replaced or removed (`leases.rs`; the
+    /// follower must be fed with `FsCore::watch_caches` and the lease
+    /// kept by `ReaderLeases::keep`). None: off.
+    pub reader_leases: Option<std::time::Duration>,
 }
 
 impl Default for FsOptions {
@@ -79,6 +88,7 @@ impl Default for FsOptions {
             snapshot: None,
             dir_cache: false,
             dir_attr_max_age: std::time::Duration::from_secs(1),
+            reader_leases: None,
         }
     }
 }
@@ -146,6 +156,15 @@ impl FollowsWatch for DirCache {
     }
 }
 
+impl FollowsWatch for ReaderLeases {
+    fn apply(&self, ev: &nokv_types::WatchEvent) {
+        ReaderLeases::apply(self, ev)
+    }
+    fn reset(&self) {
+        ReaderLeases::reset(self)
+    }
+}
+
 impl FollowsWatch for DirAttrs {
     fn settle<'a>(&'a self, ev: &'a nokv_types::WatchEvent) -> futures::future::BoxFuture<'a, ()> {
         Box::pin(DirAttrs::settle(self, ev))
@@ -169,6 +188,7 @@ pub struct FsCore {
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     dircache: Option<Arc<DirCache>>,
     dirattrs: Option<Arc<DirAttrs>>,
+    leases: Option<Arc<ReaderLeases>>,
 }
 
 fn read_only() -> Error {
@@ -216,9 +236,15 @@ impl FsCore {
         let dircache = (opts.dir_cache && live_rw).then(|| Arc::new(DirCache::default()));
         let dirattrs =
             (opts.dir_cache && live_rw).then(|| Arc::new(DirAttrs::new(opts.dir_attr_max_age)));
+        // A snapshot's blocks are kept by the snapshot itself.
+        let leases = opts
+            .reader_leases
+            .filter(|_| opts.snapshot.is_none())
+            .map(|ttl| Arc::new(ReaderLeases::new(ttl)));
         Ok(FsCore {
             dircache,
             dirattrs,
+            leases,
             client,
             reads,
             opts,
@@ -250,6 +276,9 @@ impl FsCore {
         // Attributes first: once a name shows, its directory's
         // attributes show the change too.
         let mut out: Vec<Arc<dyn FollowsWatch>> = Vec::new();
+        if let Some(l) = &self.leases {
+            out.push(l.clone());
+        }
         if let Some(c) = &self.dirattrs {
             out.push(c.clone());
         }
@@ -257,6 +286,12 @@ impl FsCore {
             out.push(c.clone());
         }
         out
+    }
+
+    /// The reader-lease tracker (None unless `FsOptions::reader_leases`
+    /// on a live mount).
+    pub fn reader_leases(&self) -> Option<Arc<ReaderLeases>> {
+        self.leases.clone()
     }
 
     /// Where the attribute cache stands before a request is sent.
@@ -672,6 +707,9 @@ impl FsCore {
             })
         };
         let fh = self.fh();
+        if let (OpenFile::Read(_), Some(l)) = (&file, &self.leases) {
+            l.opened(fh, attr.ino, attr.generation);
+        }
         self.files.lock().insert(fh, Arc::new(file));
         Ok(fh)
     }
@@ -798,8 +836,17 @@ impl FsCore {
         };
         if clean {
             files.remove(&fh);
+            drop(files);
+            self.closed(fh);
         }
         clean
+    }
+
+    /// `fh` is gone from `files`.
+    fn closed(&self, fh: u64) {
+        if let Some(l) = &self.leases {
+            l.closed(fh);
+        }
     }
 
     /// Publishes the handle's unpublished writes (flush, fsync).
@@ -829,6 +876,7 @@ impl FsCore {
         let Some(file) = file else {
             return Ok(());
         };
+        self.closed(fh);
         if let OpenFile::Write(w) = &*file {
             match self.publish(w).await {
                 Ok(()) => {}

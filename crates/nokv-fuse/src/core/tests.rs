@@ -623,13 +623,6 @@ async fn absent_names_in_own_directories_are_answered_locally() {
     assert_eq!(t.core.lookup(sub, b"z").await.unwrap().kind, FileKind::File);
 }
 
-struct NoKernel;
-
-impl crate::invalidate::Invalidate for NoKernel {
-    fn entry(&self, _parent: u64, _name: &[u8]) {}
-    fn inode(&self, _ino: u64) {}
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
     let t = core_with(FsOptions {
@@ -640,7 +633,7 @@ async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
     let cache = t.core.dir_cache().unwrap();
     let follower = tokio::spawn(crate::invalidate::follow(
         t.client.clone(),
-        NoKernel,
+        crate::invalidate::NoInvalidation,
         t.core.watch_caches(),
     ));
     // The follower starts at the head it reads first: retry the mkdir
@@ -700,4 +693,64 @@ async fn the_follower_keeps_the_cache_and_drops_it_when_it_stops() {
     assert!(!cache.is_cached(d), "a stopped follower leaves no cache");
     assert!(t.core.known_attr(d).is_none(), "nor directory attributes");
     assert!(t.core.lookup(d, b"y").await.is_err());
+}
+
+/// A read handle on a file another writer replaces makes the mount hold
+/// a reader lease: GC without any grace keeps the old blocks until the
+/// handle closes, then collects them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_across_a_replacement_holds_its_blocks_until_it_closes() {
+    let t = core_with(FsOptions {
+        reader_leases: Some(std::time::Duration::from_secs(60)),
+        ..FsOptions::default()
+    })
+    .await;
+    let leases = t.core.reader_leases().unwrap();
+    let follower = tokio::spawn(crate::invalidate::follow(
+        t.client.clone(),
+        crate::invalidate::NoInvalidation,
+        t.core.watch_caches(),
+    ));
+    let keeper = tokio::spawn(leases.clone().keep(t.client.clone()));
+    let old: Vec<u8> = (0..5 * BS as usize).map(|i| (i % 251) as u8).collect();
+    let put = |bytes: Vec<u8>| {
+        let c = t.client.clone();
+        async move {
+            c.put_bytes("/f", &bytes, nokv_client::PutOptions::default())
+                .await
+                .unwrap()
+                .attr
+        }
+    };
+    let ino = put(old.clone()).await.ino;
+    let fh = t.core.open(ino, R).await.unwrap();
+    assert_eq!(t.core.read(fh, 0, 10).await.unwrap().as_ref(), &old[..10]);
+    // The follower starts at the watch head it reads first: replace
+    // until one replacement comes after it.
+    let wait = |want: bool| {
+        let leases = leases.clone();
+        async move {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while leases.held().is_some() != want {
+                assert!(std::time::Instant::now() < until, "lease never {want}");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    for seed in 0..50u8 {
+        put(vec![seed; 100]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if leases.since().is_some() {
+            break;
+        }
+    }
+    wait(true).await;
+    assert_eq!(t.client.gc().await.unwrap().queued_blocks_deleted, 0);
+    let got = t.core.read(fh, 0, 5 * BS).await.unwrap();
+    assert_eq!(got.as_ref(), &old[..], "the old generation, whole");
+    t.core.release(fh).await.unwrap();
+    wait(false).await;
+    assert!(t.client.gc().await.unwrap().queued_blocks_deleted >= 5);
+    follower.abort();
+    keeper.abort();
 }
