@@ -549,7 +549,7 @@ impl DB {
     /// Return the checkpoint floor and current attached-stream tail.
     pub fn journal_state(&self) -> Result<JournalState> {
         if self.cfg.is_read_only() {
-            let path = self.cfg.wal_path().ok_or(Error::JournalStreamUnavailable {
+            let path = self.cfg.wal_path().ok_or_else(|| Error::JournalStreamUnavailable {
                 reason: "file-backed WAL or memory storage is required",
             })?;
             return crate::journal::reader::attached_journal_state(&path);
@@ -562,7 +562,7 @@ impl DB {
         } else {
             None
         };
-        state.ok_or(Error::JournalStreamUnavailable {
+        state.ok_or_else(|| Error::JournalStreamUnavailable {
             reason: "stream has not been initialized",
         })
     }
@@ -582,7 +582,7 @@ impl DB {
         payload_byte_limit: usize,
     ) -> Result<JournalEnvelopePage> {
         if self.cfg.is_read_only() {
-            let path = self.cfg.wal_path().ok_or(Error::JournalStreamUnavailable {
+            let path = self.cfg.wal_path().ok_or_else(|| Error::JournalStreamUnavailable {
                 reason: "file-backed WAL or memory storage is required",
             })?;
             return crate::journal::reader::scan_attached_envelope_page(
@@ -1843,11 +1843,11 @@ fn decode_next_tree_id(value: &[u8]) -> Result<u64> {
 fn next_allocated_tree_id(tree_id: u64) -> Result<u64> {
     let mut next = tree_id
         .checked_add(1)
-        .ok_or(Error::Internal("DB tree id space exhausted"))?;
+        .ok_or_else(|| Error::Internal("DB tree id space exhausted"))?;
     if next == DB_CATALOG_TREE_ID {
         next = next
             .checked_add(1)
-            .ok_or(Error::Internal("DB tree id space exhausted"))?;
+            .ok_or_else(|| Error::Internal("DB tree id space exhausted"))?;
     }
     Ok(next)
 }

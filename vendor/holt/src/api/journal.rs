@@ -339,7 +339,7 @@ impl VolatileJournal {
             });
         }
         let state = self.state.lock().unwrap();
-        let expected = state.tail.ok_or(Error::JournalStreamUnavailable {
+        let expected = state.tail.ok_or_else(|| Error::JournalStreamUnavailable {
             reason: "stream has not been initialized",
         })?;
         if expected_previous != expected {
@@ -371,7 +371,7 @@ impl VolatileJournal {
             });
         }
         let state = self.state.lock().unwrap();
-        let checkpoint = state.checkpoint.ok_or(Error::JournalStreamUnavailable {
+        let checkpoint = state.checkpoint.ok_or_else(|| Error::JournalStreamUnavailable {
             reason: "stream has not been initialized",
         })?;
         if cursor.sequence() < checkpoint.sequence() {

@@ -4098,6 +4098,75 @@ mod tests {
         }
     }
 
+    /// NoKV patch test: the write path with recycled heap frames and
+    /// lazily zeroed spillover children (NOKV-PATCH.md 5-7) keeps every
+    /// key across hundreds of spillovers, a checkpoint, a reopen, and a
+    /// reopen that replays the WAL after more writes (no checkpoint).
+    #[test]
+    fn append_heavy_batches_survive_spillovers_checkpoint_and_replay() {
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let write = |tree: &Tree, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, from: u64, to: u64| {
+            let mut i = from;
+            while i < to {
+                let hi = (i + 200).min(to);
+                let mut batch = Vec::new();
+                for j in i..hi {
+                    let mut entry = vec![b'E'];
+                    entry.extend_from_slice(&7u64.to_be_bytes());
+                    entry.extend_from_slice(format!("file.{}.{j}", j % 2).as_bytes());
+                    let mut watch = vec![b'W'];
+                    watch.extend_from_slice(&(j * 256).to_be_bytes());
+                    batch.push((entry, vec![(j % 251) as u8; 48]));
+                    batch.push((watch, vec![(j % 241) as u8; 70]));
+                }
+                assert!(tree
+                    .atomic(|b| {
+                        for (k, v) in &batch {
+                            b.put(k, v);
+                        }
+                    })
+                    .unwrap());
+                model.extend(batch);
+                i = hi;
+            }
+        };
+        let check = |tree: &Tree, model: &BTreeMap<Vec<u8>, Vec<u8>>| {
+            let mut seen = 0usize;
+            for entry in tree.scan(b"") {
+                if let crate::RangeEntry::Key { key, value, .. } = entry.unwrap() {
+                    assert_eq!(model.get(&key), Some(&value), "key {key:?}");
+                    seen += 1;
+                }
+            }
+            assert_eq!(seen, model.len());
+        };
+        {
+            let tree = TreeBuilder::new(dir.path())
+                .durability(Durability::Wal { sync: false })
+                .open()
+                .unwrap();
+            write(&tree, &mut model, 0, 60_000);
+            assert!(tree.stats().unwrap().bm_spillovers > 100);
+            check(&tree, &model);
+            tree.checkpoint().unwrap();
+            write(&tree, &mut model, 60_000, 70_000);
+        }
+        let tree = TreeBuilder::new(dir.path())
+            .durability(Durability::Wal { sync: false })
+            .open()
+            .unwrap();
+        check(&tree, &model);
+        write(&tree, &mut model, 70_000, 80_000);
+        drop(tree);
+        let tree = TreeBuilder::new(dir.path())
+            .durability(Durability::Wal { sync: false })
+            .open()
+            .unwrap();
+        check(&tree, &model);
+    }
+
     #[test]
     fn synchronous_checkpoint_truncate_waits_for_store_flush() {
         let store = Arc::new(FlushPendingStore::new());

@@ -213,7 +213,7 @@ pub(crate) fn validate_attached_journal(path: &Path) -> Result<Option<JournalSta
 
 /// Return the initialized attached-stream state for a read-only caller.
 pub(crate) fn attached_journal_state(path: &Path) -> Result<JournalState> {
-    validate_attached_journal(path)?.ok_or(Error::JournalStreamUnavailable {
+    validate_attached_journal(path)?.ok_or_else(|| Error::JournalStreamUnavailable {
         reason: "stream has not been initialized",
     })
 }
@@ -566,7 +566,7 @@ impl StreamingRecords {
         let total = RECORD_HEADER_SIZE
             .checked_add(body_len)
             .and_then(|value| value.checked_add(RECORD_FOOTER_SIZE))
-            .ok_or(Error::ReplaySanityFailed {
+            .ok_or_else(|| Error::ReplaySanityFailed {
                 context: "record size overflow",
                 record_offset,
             })?;

@@ -323,7 +323,7 @@ impl WalWriter {
         self.header
             .anchor_generation
             .checked_add(generations)
-            .ok_or(Error::JournalStreamUnavailable {
+            .ok_or_else(|| Error::JournalStreamUnavailable {
                 reason: "checkpoint anchor generation exhausted",
             })?;
         for _ in 0..generations {
@@ -352,7 +352,7 @@ impl WalWriter {
             None => Ok(()),
         })?;
 
-        let generation = self.header.anchor_generation.checked_add(1).ok_or(
+        let generation = self.header.anchor_generation.checked_add(1).ok_or_else(|| 
             Error::JournalStreamUnavailable {
                 reason: "checkpoint anchor generation exhausted",
             },

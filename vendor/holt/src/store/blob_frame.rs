@@ -374,6 +374,17 @@ impl<'a> BlobFrame<'a> {
         // invariants hold (header counters = 0, slot table empty,
         // data area zeroed).
         buf.fill(0);
+        Self::init_on_zeroed(buf, guid)
+    }
+
+    /// NoKV patch: [`Self::init`] for a buffer that is all zeros
+    /// already (a fresh anonymous mapping, see
+    /// `AlignedBlobBuf::fresh_zeroed`): the same frame, without writing
+    /// (and so faulting in) all 512 KB first. Debug builds check the
+    /// buffer is zero.
+    pub fn init_on_zeroed(buf: &'a mut [u8], guid: BlobGuid) -> Result<Self, AllocError> {
+        assert_eq!(buf.len(), PAGE_SIZE as usize);
+        debug_assert!(buf.iter().all(|&b| b == 0), "init_on_zeroed: buffer not zero");
         let mut frame = Self { buf };
         // Seed the header.
         {
@@ -858,6 +869,19 @@ impl<'a> BlobFrame<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_on_zeroed_builds_the_same_frame_as_init() {
+        let guid = [0x5C; 16];
+        let mut dirty = vec![0xA5u8; PAGE_SIZE as usize];
+        let mut zero = vec![0u8; PAGE_SIZE as usize];
+        BlobFrame::init(&mut dirty, guid).unwrap();
+        BlobFrame::init_on_zeroed(&mut zero, guid).unwrap();
+        assert_eq!(dirty, zero);
+        let mut mapped = crate::store::blob_store::AlignedBlobBuf::fresh_zeroed();
+        BlobFrame::init_on_zeroed(mapped.as_mut_slice(), guid).unwrap();
+        assert_eq!(mapped.as_slice(), &zero[..]);
+    }
 
     fn fresh() -> Vec<u8> {
         vec![0u8; PAGE_SIZE as usize]

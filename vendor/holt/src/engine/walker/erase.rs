@@ -509,7 +509,7 @@ fn resolve_new_root_after_erase(
             let out = frame.alloc_node(NodeType::EmptyRoot)?;
             let off = frame
                 .offset_of_slot(out.slot)
-                .ok_or(Error::node_corrupt("resolve_new_root: sentinel offset"))?;
+                .ok_or_else(|| Error::node_corrupt("resolve_new_root: sentinel offset"))?;
             if let Some(body) = frame.bytes_at_mut(off, 8) {
                 body[1] = NodeType::EmptyRoot.as_u8();
             }
@@ -583,7 +583,7 @@ fn blob_node_erase_step(
     key: SearchKey<'_>,
     depth: usize,
 ) -> Result<EraseStep> {
-    let body = frame.body_at_offset(off).ok_or(Error::node_corrupt(
+    let body = frame.body_at_offset(off).ok_or_else(|| Error::node_corrupt(
         "blob_node_erase_step: BlobNode body resolution failed",
     ))?;
     let bn = *cast::<BlobNode>(body);
@@ -658,7 +658,7 @@ fn erase_at_leaf(
     {
         let body = frame
             .body_at_offset_mut(leaf_off)
-            .ok_or(Error::node_corrupt("erase_at_leaf: leaf body"))?;
+            .ok_or_else(|| Error::node_corrupt("erase_at_leaf: leaf body"))?;
         body[offset_of!(Leaf, tombstone)] = 1;
     }
     let h = frame.header_mut();
@@ -812,7 +812,7 @@ fn inner_remove_child_and_collapse(
                     break;
                 }
             }
-            let i = idx.ok_or(Error::node_corrupt(
+            let i = idx.ok_or_else(|| Error::node_corrupt(
                 "inner_remove_child_and_collapse: byte not present (Node4)",
             ))?;
             for j in i..count - 1 {
@@ -829,7 +829,7 @@ fn inner_remove_child_and_collapse(
             let count = (n.count as usize).min(16);
             let i = simd::node16_find_byte(&n.keys, n.count, byte)
                 .map(usize::from)
-                .ok_or(Error::node_corrupt(
+                .ok_or_else(|| Error::node_corrupt(
                     "inner_remove_child_and_collapse: byte not present (Node16)",
                 ))?;
             for j in i..count - 1 {
@@ -868,7 +868,7 @@ fn inner_remove_child_and_collapse(
             }
             if n.count == 1 {
                 let (surviving_byte, surviving_child_enc) = {
-                    let b = simd::find_next_nonzero_byte(&n.index, 0).ok_or(
+                    let b = simd::find_next_nonzero_byte(&n.index, 0).ok_or_else(|| 
                         Error::node_corrupt("inner_remove_child_and_collapse: empty Node48"),
                     )?;
                     (b as u8, n.children[(n.index[b] as usize) - 1])
@@ -905,7 +905,7 @@ fn inner_remove_child_and_collapse(
             }
             if n.count == 1 {
                 let (surviving_byte, surviving_child_enc) = {
-                    let b = simd::find_next_nonzero_u16(&n.children, 0).ok_or(
+                    let b = simd::find_next_nonzero_u16(&n.children, 0).ok_or_else(|| 
                         Error::node_corrupt("inner_remove_child_and_collapse: empty Node256"),
                     )?;
                     (b as u8, n.children[b])

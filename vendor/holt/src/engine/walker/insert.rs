@@ -1221,7 +1221,7 @@ fn blob_node_insert_step(
     condition: InsertCondition,
     allow_crossing: bool,
 ) -> Result<InsertStep> {
-    let body = frame.body_at_offset(off).ok_or(Error::node_corrupt(
+    let body = frame.body_at_offset(off).ok_or_else(|| Error::node_corrupt(
         "blob_node_insert_step: BlobNode body resolution failed",
     ))?;
     let bn = *cast::<BlobNode>(body);
@@ -1398,7 +1398,7 @@ fn insert_into_leaf(
             // its current allocated body size via `body_at_offset`.
             let cur_body_len = frame
                 .body_at_offset(leaf_off)
-                .ok_or(Error::node_corrupt("insert_into_leaf: leaf body"))?
+                .ok_or_else(|| Error::node_corrupt("insert_into_leaf: leaf body"))?
                 .len();
 
             if new_total <= cur_body_len {
@@ -1416,7 +1416,7 @@ fn insert_into_leaf(
                 {
                     let body = frame
                         .body_at_offset_mut(leaf_off)
-                        .ok_or(Error::node_corrupt("insert_into_leaf: leaf body (mut)"))?;
+                        .ok_or_else(|| Error::node_corrupt("insert_into_leaf: leaf body (mut)"))?;
                     let hdr = unsafe {
                         std::slice::from_raw_parts(
                             std::ptr::from_ref::<Leaf>(&new_leaf).cast::<u8>(),

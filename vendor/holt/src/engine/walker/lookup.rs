@@ -517,10 +517,10 @@ fn update_longest_prefix_leaf(body: &[u8], state: &mut LongestPrefixState<'_, '_
     let value_len = usize::from(leaf.value_len);
     let key_end = size_of::<Leaf>()
         .checked_add(key_len)
-        .ok_or(Error::node_corrupt("longest_prefix: key length overflow"))?;
+        .ok_or_else(|| Error::node_corrupt("longest_prefix: key length overflow"))?;
     let value_end = key_end
         .checked_add(value_len)
-        .ok_or(Error::node_corrupt("longest_prefix: value length overflow"))?;
+        .ok_or_else(|| Error::node_corrupt("longest_prefix: value length overflow"))?;
     if value_end > body.len() {
         return Err(Error::node_corrupt(
             "longest_prefix: leaf key/value out of range",
@@ -1408,7 +1408,7 @@ fn descend_routed_paged(
         let frame = pages.frame();
         let body = frame
             .body_at_offset(off)
-            .ok_or(Error::node_corrupt("indexed_read: leaf body range"))?;
+            .ok_or_else(|| Error::node_corrupt("indexed_read: leaf body range"))?;
         return leaf_check_owned(body, key);
     }
 
@@ -1427,13 +1427,13 @@ fn page_in_fixed_node(pages: &mut ReadPageReader<'_>, off: u32) -> Result<()> {
     let ntype = pages
         .frame()
         .ntype_at(off)
-        .ok_or(Error::node_corrupt("indexed_read: undecodable node type"))?;
+        .ok_or_else(|| Error::node_corrupt("indexed_read: undecodable node type"))?;
     if ntype == NodeType::Leaf || ntype == NodeType::Invalid {
         return Ok(());
     }
     let end = off
         .checked_add(size_of_node(ntype))
-        .ok_or(Error::node_corrupt("indexed_read: node size overflow"))?;
+        .ok_or_else(|| Error::node_corrupt("indexed_read: node size overflow"))?;
     pages.load_range(off, end, ReadPageAdmission::Navigation)
 }
 
@@ -1455,7 +1455,7 @@ fn read_value_paged(
 ) -> Result<Vec<u8>> {
     let value_end = value_off
         .checked_add(value_len)
-        .ok_or(Error::node_corrupt("indexed_read: value range"))?;
+        .ok_or_else(|| Error::node_corrupt("indexed_read: value range"))?;
     if value_end > crate::layout::PAGE_SIZE {
         return Err(Error::node_corrupt("indexed_read: value range"));
     }
@@ -1641,7 +1641,7 @@ fn descend_routed(
                 let frame = BlobFrameRef::wrap(&scratch[..]);
                 let body = frame
                     .body_at_offset(child_off)
-                    .ok_or(Error::node_corrupt("indexed_read: leaf body range"))?;
+                    .ok_or_else(|| Error::node_corrupt("indexed_read: leaf body range"))?;
                 leaf_check_owned(body, key)
             } else {
                 descend_routed(

@@ -217,7 +217,7 @@ fn merge_at_blob_node(
     // prefix_len fits. If `is_mergeable` returns false, the BlobNode
     // stays put.
     {
-        let body = frame.body_at_offset(bn_off).ok_or(Error::node_corrupt(
+        let body = frame.body_at_offset(bn_off).ok_or_else(|| Error::node_corrupt(
             "merge_at_blob_node: body resolution failed",
         ))?;
         let bn = cast::<BlobNode>(body);

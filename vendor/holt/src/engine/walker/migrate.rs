@@ -71,20 +71,25 @@ pub fn make_blob_from_node(
     make_blob_from_node_with_buf(AlignedBlobBuf::zeroed(), src_frame, src_off, new_guid)
 }
 
-/// Same as [`make_blob_from_node`], but allocates the destination
-/// from the buffer manager's store-preferred allocator. Spillover
-/// uses this path so fresh child blobs enter the cache backed by
-/// registered `io_uring` buffers when the persistent store has a
-/// fixed-buffer pool.
+/// Same as [`make_blob_from_node`]; the spillover path. (NoKV patch:
+/// the destination used to come from the buffer manager's
+/// store-preferred allocator, registered `io_uring` buffers when the
+/// store has a pool; it is now a lazily zeroed mapping, see below.
+/// Such a buffer is written without the fixed-buffer fast path, as a
+/// heap frame is when the pool is exhausted.)
 pub fn make_blob_from_node_in(
     bm: &BufferManager,
     src_frame: &BlobFrame<'_>,
     src_off: u32,
     new_guid: BlobGuid,
 ) -> Result<MakeBlobOutcome> {
-    // NoKV patch: an uninitialized frame is enough: `BlobFrame::init`
-    // zeroes all of it first (it used to be zeroed twice).
-    make_blob_from_node_with_buf(bm.alloc_blob_buf_uninit(), src_frame, src_off, new_guid)
+    // NoKV patch: the child is a fresh mapping that reads as zeros
+    // (`AlignedBlobBuf::fresh_zeroed`), initialized without writing all
+    // of it: only the pages the migrated subtree lands on are touched.
+    // (It used to be a pool/heap frame zeroed in full, 128 page faults
+    // per spillover, for a subtree that is often a few percent of it.)
+    let _ = bm;
+    make_blob_from_node_with_buf(AlignedBlobBuf::fresh_zeroed(), src_frame, src_off, new_guid)
 }
 
 fn make_blob_from_node_with_buf(
@@ -95,7 +100,9 @@ fn make_blob_from_node_with_buf(
 ) -> Result<MakeBlobOutcome> {
     let cloned_root_off;
     {
-        let mut new_frame = BlobFrame::init(buf.as_mut_slice(), new_guid)?;
+        // `buf` is all zeros (both callers), so the frame is initialized
+        // without writing all of it.
+        let mut new_frame = BlobFrame::init_on_zeroed(buf.as_mut_slice(), new_guid)?;
         // Spillover builds a fresh legacy blob (routed = false); the
         // dummy cursor is unused. Freshly-spilled blobs are born legacy
         // and get the routing layout at their first compaction.
@@ -488,7 +495,7 @@ pub(super) fn merge_blob(
 }
 
 fn read_blob_node(frame: &BlobFrame<'_>, off: u32) -> Result<BlobNode> {
-    let body = frame.body_at_offset(off).ok_or(Error::node_corrupt(
+    let body = frame.body_at_offset(off).ok_or_else(|| Error::node_corrupt(
         "read_blob_node: body resolution failed",
     ))?;
     Ok(*cast::<BlobNode>(body))
@@ -551,8 +558,8 @@ struct BudgetNode {
 fn routing_budget(src: BlobFrameRef<'_>, src_off: u32) -> Result<Option<BudgetNode>> {
     let ntype = src
         .ntype_at(src_off)
-        .ok_or(Error::node_corrupt("routing_budget: undecodable src ntype"))?;
-    let body = src.body_at_offset(src_off).ok_or(Error::node_corrupt(
+        .ok_or_else(|| Error::node_corrupt("routing_budget: undecodable src ntype"))?;
+    let body = src.body_at_offset(src_off).ok_or_else(|| Error::node_corrupt(
         "routing_budget: src body resolution failed",
     ))?;
 
@@ -722,8 +729,8 @@ fn clone_subtree(
 ) -> Result<Option<u32>> {
     let ntype = src
         .ntype_at(src_off)
-        .ok_or(Error::node_corrupt("clone_subtree: undecodable src ntype"))?;
-    let body = src.body_at_offset(src_off).ok_or(Error::node_corrupt(
+        .ok_or_else(|| Error::node_corrupt("clone_subtree: undecodable src ntype"))?;
+    let body = src.body_at_offset(src_off).ok_or_else(|| Error::node_corrupt(
         "clone_subtree: src body resolution failed",
     ))?;
 
@@ -735,7 +742,7 @@ fn clone_subtree(
             let out = dst.alloc_node(NodeType::EmptyRoot)?;
             let off = dst
                 .offset_of_slot(out.slot)
-                .ok_or(Error::node_corrupt("clone_subtree: EmptyRoot offset"))?;
+                .ok_or_else(|| Error::node_corrupt("clone_subtree: EmptyRoot offset"))?;
             // Stamp the self-describing node_type byte so the clone is
             // offset-resolvable like the init sentinel.
             if let Some(b) = dst.bytes_at_mut(off, 8) {
@@ -788,7 +795,7 @@ fn clone_leaf(
     } else {
         let out = dst.alloc_leaf(total)?;
         dst.offset_of_slot(out.slot)
-            .ok_or(Error::node_corrupt("clone_leaf: dst slot offset"))?
+            .ok_or_else(|| Error::node_corrupt("clone_leaf: dst slot offset"))?
     };
     {
         // The freshly-allocated dst leaf body's header is still zero,
@@ -797,7 +804,7 @@ fn clone_leaf(
         // byte) — the dst becomes self-describing once the bytes land.
         let dst_body = dst
             .bytes_at_mut(dst_off, total)
-            .ok_or(Error::node_corrupt("clone_leaf: dst body out of range"))?;
+            .ok_or_else(|| Error::node_corrupt("clone_leaf: dst body out of range"))?;
         debug_assert_eq!(dst_body.len(), src_body.len());
         dst_body.copy_from_slice(src_body);
     }
@@ -828,7 +835,7 @@ fn clone_prefix(
     let out = dst.alloc_node(NodeType::Prefix)?;
     let off = dst
         .offset_of_slot(out.slot)
-        .ok_or(Error::node_corrupt("clone_prefix: dst offset"))?;
+        .ok_or_else(|| Error::node_corrupt("clone_prefix: dst offset"))?;
     let new_p = Prefix::new(&p.bytes[..plen], u32::from(encode_child_off(new_child_off)));
     write_struct_at(dst, off, &new_p)?;
     Ok(Some(off))
@@ -876,7 +883,7 @@ fn clone_node4(
         let out = dst.alloc_node(NodeType::Node4)?;
         let off = dst
             .offset_of_slot(out.slot)
-            .ok_or(Error::node_corrupt("clone_node4: dst offset"))?;
+            .ok_or_else(|| Error::node_corrupt("clone_node4: dst offset"))?;
         let mut new_n = Node4::empty();
         new_n.count = src_n.count;
         new_n.keys = src_n.keys;
@@ -928,7 +935,7 @@ fn clone_node16(
         let out = dst.alloc_node(NodeType::Node16)?;
         let off = dst
             .offset_of_slot(out.slot)
-            .ok_or(Error::node_corrupt("clone_node16: dst offset"))?;
+            .ok_or_else(|| Error::node_corrupt("clone_node16: dst offset"))?;
         let mut new_n = Node16::empty();
         new_n.count = src_n.count;
         new_n.keys = src_n.keys;
@@ -991,7 +998,7 @@ fn clone_node48(
         let out = dst.alloc_node(NodeType::Node48)?;
         let off = dst
             .offset_of_slot(out.slot)
-            .ok_or(Error::node_corrupt("clone_node48: dst offset"))?;
+            .ok_or_else(|| Error::node_corrupt("clone_node48: dst offset"))?;
         let mut new_n = Node48::empty();
         new_n.count = src_n.count;
         new_n.index = src_n.index;
@@ -1042,7 +1049,7 @@ fn clone_node256(
         let out = dst.alloc_node(NodeType::Node256)?;
         let off = dst
             .offset_of_slot(out.slot)
-            .ok_or(Error::node_corrupt("clone_node256: dst offset"))?;
+            .ok_or_else(|| Error::node_corrupt("clone_node256: dst offset"))?;
         let mut new_n = Node256::empty();
         new_n.count = src_n.count;
         new_n.children = new_children;
@@ -1058,7 +1065,7 @@ fn clone_blob_node(src_body: &[u8], dst: &mut BlobFrame<'_>) -> Result<Option<u3
     let out = dst.alloc_node(NodeType::Blob)?;
     let off = dst
         .offset_of_slot(out.slot)
-        .ok_or(Error::node_corrupt("clone_blob_node: dst offset"))?;
+        .ok_or_else(|| Error::node_corrupt("clone_blob_node: dst offset"))?;
     write_struct_at(dst, off, &new_b)?;
     Ok(Some(off))
 }
@@ -1089,7 +1096,7 @@ fn pack_inner_node(dst: &mut BlobFrame<'_>, survivors: &[(u8, u32)]) -> Result<O
         let out = dst.alloc_node(nt)?;
         let off = dst
             .offset_of_slot(out.slot)
-            .ok_or(Error::node_corrupt("pack_inner_node: dst offset"))?;
+            .ok_or_else(|| Error::node_corrupt("pack_inner_node: dst offset"))?;
         Ok((out.slot, off))
     };
     match survivors.len() {

@@ -1805,7 +1805,7 @@ impl RangeIter {
                         let frame = BlobFrameRef::wrap(guard.as_slice());
                         let body = frame
                             .body_at_offset(top.off)
-                            .ok_or(Error::node_corrupt("range::seek: BlobNode body resolution"))?;
+                            .ok_or_else(|| Error::node_corrupt("range::seek: BlobNode body resolution"))?;
                         let b = cast::<BlobNode>(body);
                         let plen = (b.prefix_len as usize).min(BLOB_MAX_INLINE);
                         (
@@ -2190,7 +2190,7 @@ impl RangeIter {
                                 return Ok(RangeAdvance::Restart);
                             }
                             let frame = BlobFrameRef::wrap(guard.as_slice());
-                            let body = frame.body_at_offset(top.off).ok_or(Error::node_corrupt(
+                            let body = frame.body_at_offset(top.off).ok_or_else(|| Error::node_corrupt(
                                 "range::advance: BlobNode body resolution",
                             ))?;
                             let b = cast::<BlobNode>(body);

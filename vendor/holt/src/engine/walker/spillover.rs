@@ -132,7 +132,7 @@ pub(super) fn spillover_blob(
         let bn_alloc = prepared.alloc_node(NodeType::Blob)?;
         let bn_off = prepared
             .offset_of_slot(bn_alloc.slot)
-            .ok_or(Error::node_corrupt("spillover: BlobNode offset"))?;
+            .ok_or_else(|| Error::node_corrupt("spillover: BlobNode offset"))?;
         let bn = BlobNode::new(&[], new_guid);
         write_struct_at(&mut prepared, bn_off, &bn)?;
 
@@ -265,7 +265,7 @@ fn subtree_footprint_memo(
             return Ok(cached);
         }
     }
-    let body = frame.body_at_offset(root).ok_or(Error::node_corrupt(
+    let body = frame.body_at_offset(root).ok_or_else(|| Error::node_corrupt(
         "subtree_footprint: body resolution failed",
     ))?;
     let mut out = SubtreeFootprint {
@@ -373,7 +373,7 @@ fn pick_victim_subtree(frame: &BlobFrame<'_>, start_off: u32) -> Result<Victim> 
     let mut memo = footprint_memo(frame);
     collect_victim_candidates(frame, start_off, 0, &mut best, &mut memo)?;
     best.map(|candidate| candidate.victim)
-        .ok_or(Error::NotYetImplemented(
+        .ok_or_else(|| Error::NotYetImplemented(
             "spillover: no non-Blob subtree to migrate",
         ))
 }
@@ -642,7 +642,7 @@ pub(super) fn abandon_subtree(frame: &mut BlobFrame<'_>, root: u32) -> Result<()
     // recursion reads a stable view.
     let body_copy = frame
         .body_at_offset(root)
-        .ok_or(Error::node_corrupt(
+        .ok_or_else(|| Error::node_corrupt(
             "abandon_subtree: body resolution failed",
         ))?
         .to_vec();

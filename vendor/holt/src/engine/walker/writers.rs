@@ -37,7 +37,7 @@ use super::SearchKey;
 fn slot_offset(frame: &BlobFrame<'_>, slot: u16) -> Result<u32> {
     frame
         .offset_of_slot(slot)
-        .ok_or(Error::node_corrupt("walker: alloc slot has no offset"))
+        .ok_or_else(|| Error::node_corrupt("walker: alloc slot has no offset"))
 }
 
 /// Write `v` into the node body at absolute `off`.
@@ -52,7 +52,7 @@ pub(super) fn write_struct_at<T>(frame: &mut BlobFrame<'_>, off: u32, v: &T) -> 
     {
         let body = frame
             .bytes_at_mut(off, size_of::<T>() as u32)
-            .ok_or(Error::node_corrupt("write_struct_at: body"))?;
+            .ok_or_else(|| Error::node_corrupt("write_struct_at: body"))?;
         debug_assert_eq!(body.len(), size_of::<T>());
         // SAFETY: layout types are #[repr(C)] POD; body sized and
         // aligned per BlobFrame invariants.
@@ -76,7 +76,7 @@ pub(super) fn repoint_blob_node(
     let mut bn = *cast::<BlobNode>(
         frame
             .body_at_offset(off)
-            .ok_or(Error::node_corrupt("repoint_blob_node: body"))?,
+            .ok_or_else(|| Error::node_corrupt("repoint_blob_node: body"))?,
     );
     bn.child_blob_guid = new_child;
     write_struct_at(frame, off, &bn)
@@ -107,7 +107,7 @@ pub(super) fn write_leaf(
         // once the header lands.
         let body = frame
             .bytes_at_mut(body_off, total)
-            .ok_or(Error::node_corrupt("write_leaf: body out of range"))?;
+            .ok_or_else(|| Error::node_corrupt("write_leaf: body out of range"))?;
         let hdr = unsafe {
             std::slice::from_raw_parts(
                 std::ptr::from_ref::<Leaf>(&leaf).cast::<u8>(),

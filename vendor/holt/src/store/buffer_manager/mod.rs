@@ -990,7 +990,7 @@ impl BufferManager {
                         guid: root.guid,
                         pin: Some(pin),
                     })
-                    .ok_or(Error::Internal("live snapshot registry lost its root pin"))
+                    .ok_or_else(|| Error::Internal("live snapshot registry lost its root pin"))
             })
             .collect()
     }
@@ -3008,7 +3008,7 @@ impl BufferManager {
     ) -> Result<bool> {
         let cached =
             if content_version.is_some() {
-                Some(self.get_cached_with_access(guid, PinAccess::Silent).ok_or(
+                Some(self.get_cached_with_access(guid, PinAccess::Silent).ok_or_else(|| 
                     Error::Internal("retire_write_through: flushing entry lost cache image"),
                 )?)
             } else {

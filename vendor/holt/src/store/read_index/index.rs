@@ -269,7 +269,7 @@ impl ReadIndex {
                     u32::try_from(block.len())
                         .map_err(|_| Error::node_corrupt("read index bucket block"))?,
                 )
-                .ok_or(Error::node_corrupt("read index bucket offset"))?;
+                .ok_or_else(|| Error::node_corrupt("read index bucket offset"))?;
         }
         out.extend_from_slice(&base_prefix);
         out.extend_from_slice(&crossing_bytes);
@@ -677,10 +677,10 @@ fn walk(
 ) -> Result<()> {
     let body = frame
         .body_at_offset(off)
-        .ok_or(Error::node_corrupt("read index: body"))?;
+        .ok_or_else(|| Error::node_corrupt("read index: body"))?;
     let ntype = frame
         .ntype_at(off)
-        .ok_or(Error::node_corrupt("read index: ntype"))?;
+        .ok_or_else(|| Error::node_corrupt("read index: ntype"))?;
     match ntype {
         NodeType::Leaf => {
             let leaf = *cast::<Leaf>(&body[..size_of::<Leaf>()]);
@@ -801,7 +801,7 @@ fn decode_header(input: &mut &[u8]) -> Result<DecodedHeader> {
         .and_then(|len| len.checked_add(base_prefix_len))
         .and_then(|len| len.checked_add(crossing_bytes))
         .and_then(|len| len.checked_add(component_bytes))
-        .ok_or(Error::node_corrupt("read index: directory length"))?;
+        .ok_or_else(|| Error::node_corrupt("read index: directory length"))?;
     if total_len < directory_len {
         return Err(Error::node_corrupt("read index: total length"));
     }
@@ -1059,7 +1059,7 @@ fn index_leaf(body: &[u8], off: u32, leaf: Leaf, builder: &mut IndexBuilder) -> 
     let value = &body[key_end..value_end];
     let value_off = off
         .checked_add(u32::try_from(key_end).map_err(|_| Error::node_corrupt("read index value"))?)
-        .ok_or(Error::node_corrupt("read index value offset"))?;
+        .ok_or_else(|| Error::node_corrupt("read index value offset"))?;
     let value_len = u32::from(leaf.value_len);
     let value_crc32 = crc32fast::hash(value);
     let value = Some(value.to_vec().into_boxed_slice());
