@@ -289,14 +289,16 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    /// Destination path in the volume (with -r: the local directory)
+    /// Destination path in the volume
     #[arg(value_name = "PATH")]
     pub path: String,
-    /// Local file, or `-` for stdin (with -r: the destination path)
+    /// Local file, or `-` for stdin (with -r: the local directory)
     #[arg(value_name = "FILE")]
     pub file: String,
-    /// Publish a whole local directory atomically: `put -r <local-dir>
-    /// <path>`. Readers see the complete old tree or the complete new one.
+    /// Publish a whole local directory atomically: `put -r <path>
+    /// <local-dir>` (the older order `put -r <local-dir> <path>` works
+    /// too: whichever argument is an existing local directory is the
+    /// source). Readers see the complete old tree or the complete new one.
     #[arg(short = 'r', long)]
     pub recursive: bool,
     /// Create missing parent directories first

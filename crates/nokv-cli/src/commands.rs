@@ -634,8 +634,30 @@ async fn watch(
     }
 }
 
+/// The local directory and the volume path of `put -r A B`: the one
+/// argument that is an existing local directory is the source, in
+/// either order (`put -r <path> <local-dir>` like `put <path> <file>`,
+/// or the older `put -r <local-dir> <path>`).
+fn tree_args(a: &str, b: &str) -> Result<(std::path::PathBuf, String)> {
+    let is_dir = |p: &str| Path::new(p).is_dir();
+    match (is_dir(a), is_dir(b)) {
+        (false, true) => Ok((b.into(), a.to_string())),
+        (true, false) => Ok((a.into(), b.to_string())),
+        (true, true) => Err(nokv_client::Error::InvalidArgument(format!(
+            "put -r: both {a} and {b} are local directories; name the volume path so that it \
+             does not also exist here (e.g. run from another directory)"
+        ))
+        .into()),
+        (false, false) => Err(nokv_client::Error::Io(format!(
+            "put -r: neither {a} nor {b} is a local directory to publish"
+        ))
+        .into()),
+    }
+}
+
 async fn put_tree(client: &Client, args: &PutArgs) -> Result<()> {
-    let (local, dst) = (Path::new(&args.path), args.file.as_str());
+    let (local, dst) = tree_args(&args.path, &args.file)?;
+    let (local, dst) = (local.as_path(), dst.as_str());
     if args.parents {
         if let Some(parent) = nokv_client::NokvPath::parse(dst)?.parent() {
             client.mkdir_all(&parent.to_string(), 0o755).await?;

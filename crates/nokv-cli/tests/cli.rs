@@ -826,7 +826,9 @@ fn put_r_publishes_and_replaces_a_whole_tree(backend: Backend, mode: Mode) {
     let out = env.ok(&["put", "-r", "-p", "old", "/runs/exp/ckpt"]);
     assert!(out.contains("3 files"), "{out}");
     assert_eq!(env.ok(&["cat", "/runs/exp/ckpt/shards/2.pt"]), "old-2");
-    let out = env.ok(&["put", "-r", "new", "/runs/exp/ckpt", "--json"]);
+    // Either order: the argument that is a local directory is the source
+    // (`put -r <path> <local-dir>`, like `put <path> <file>`).
+    let out = env.ok(&["put", "-r", "/runs/exp/ckpt", "new", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["files"], 5);
     let trash = v["replaced_tree"].as_str().unwrap().to_string();
@@ -840,8 +842,12 @@ fn put_r_publishes_and_replaces_a_whole_tree(backend: Backend, mode: Mode) {
     assert_eq!(env.ok(&["cat", &format!("{trash}/shards/2.pt")]), "old-2");
     // put -r of a missing local directory or onto a file is refused.
     env.fails(&["put", "-r", "nope", "/x"], 5);
+    env.fails(&["put", "-r", "/x", "nope"], 5);
     env.put_stdin("/file", b"x");
     env.fails(&["put", "-r", "new", "/file"], 1);
+    // Both local directories: refused, nothing published.
+    let err = env.fails(&["put", "-r", "new", "old"], 2);
+    assert!(err.contains("both"), "{err}");
 }
 
 /// `serve` runs GC in the background: blocks of a removed file go away
