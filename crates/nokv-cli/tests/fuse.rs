@@ -34,6 +34,12 @@ struct Vol {
 
 impl Vol {
     fn new(backend: Backend, server: bool) -> Vol {
+        Vol::with_server_args(backend, server.then_some(&[]))
+    }
+
+    /// A volume; with `server`, served by `nokv-fs serve` with these
+    /// extra arguments.
+    fn with_server_args(backend: Backend, server: Option<&[&str]>) -> Vol {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("vol");
         let mut env = Vec::new();
@@ -76,8 +82,8 @@ impl Vol {
         };
         let args: Vec<&str> = init.iter().map(String::as_str).collect();
         v.ok(&args);
-        if server {
-            v.server = Some(support::ServerProc::start(&v.home, &[]));
+        if let Some(extra) = server {
+            v.server = Some(support::ServerProc::start(&v.home, extra));
         }
         v
     }
@@ -774,13 +780,17 @@ fn an_open_reader_outlives_background_gc_for_the_grace() {
     if fuse_missing() {
         return;
     }
-    // The grace alone; a reader lease long past the grace; neither.
-    for (grace, leases, survives) in [
-        ("600", "--no-reader-leases", true),
-        ("1", "", true),
-        ("1", "--no-reader-leases", false),
+    // The grace alone; a reader lease long past the grace, on an
+    // embedded and a --server mount; neither.
+    for (grace, leases, server, survives) in [
+        ("600", "--no-reader-leases", false, true),
+        ("1", "", false, true),
+        ("1", "", true, true),
+        ("1", "--no-reader-leases", false, false),
     ] {
-        let v = Vol::new(Backend::Local, false);
+        // With --server, the server collects garbage.
+        let gc = ["--gc-interval", "1", "--gc-grace", grace];
+        let v = Vol::with_server_args(Backend::Local, server.then_some(&gc));
         // 40 blocks: far more than the readahead window of the first
         // read. Written by another mount, so that no page of it is in
         // the kernel's cache for the mount below.
@@ -835,7 +845,11 @@ fn an_open_reader_outlives_background_gc_for_the_grace() {
         out.read_line(&mut line).unwrap();
         let _ = reader.wait();
         if survives {
-            assert_eq!(line.trim(), want.trim(), "grace {grace} {leases}");
+            assert_eq!(
+                line.trim(),
+                want.trim(),
+                "grace {grace} {leases} server {server}"
+            );
         } else {
             assert_eq!(
                 line.trim(),

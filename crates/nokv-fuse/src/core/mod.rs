@@ -105,6 +105,9 @@ pub struct OpenIntent {
 type Pending = futures::future::Shared<futures::future::BoxFuture<'static, Result<Bytes>>>;
 
 struct ReadFile {
+    /// The inode's attributes when it was opened (what `getattr` shows
+    /// once the inode is gone from the volume while still open here).
+    attr: Attr,
     body: Option<Body>,
     readahead: Mutex<Readahead>,
     /// Blocks fetched ahead of a sequential reader, by index; dropped
@@ -420,11 +423,34 @@ impl FsCore {
             return Ok(a);
         }
         let mark = self.attr_mark();
-        let attr = self.reads.getattr(ino).await?;
+        let attr = match self.reads.getattr(ino).await {
+            Ok(attr) => attr,
+            // Removed (or renamed over) while open here: the kernel still
+            // asks about it for its readers, which read on as on a local
+            // disk.
+            Err(Error::NotFound(m)) => match self.open_attr_of(ino) {
+                Some(attr) => return Ok(attr),
+                None => return Err(Error::NotFound(m)),
+            },
+            Err(e) => return Err(e),
+        };
         if let (Some(c), Some(m)) = (self.dirattrs.as_deref(), mark) {
             c.fill(&attr, m);
         }
         Ok(self.overlay(attr))
+    }
+
+    /// The attributes of `ino` as a read handle here opened it, with no
+    /// links left (the inode is gone from the volume).
+    fn open_attr_of(&self, ino: u64) -> Option<Attr> {
+        let files = self.files.lock();
+        files.values().find_map(|f| match &**f {
+            OpenFile::Read(r) if r.attr.ino == ino => Some(Attr {
+                nlink: 0,
+                ..r.attr.clone()
+            }),
+            _ => None,
+        })
     }
 
     /// chmod / chown / utimens / truncate. A size change through a write
@@ -701,6 +727,7 @@ impl FsCore {
             OpenFile::Write(w)
         } else {
             OpenFile::Read(ReadFile {
+                attr: attr.clone(),
                 body,
                 readahead: Mutex::new(Readahead::new(self.opts.readahead_blocks)),
                 ahead: Mutex::new(std::collections::BTreeMap::new()),
