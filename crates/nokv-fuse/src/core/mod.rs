@@ -29,6 +29,7 @@
 
 pub mod dirattrs;
 pub mod dircache;
+mod follows;
 pub mod leases;
 mod readahead;
 mod reads;
@@ -48,6 +49,7 @@ use parking_lot::Mutex;
 
 use dirattrs::DirAttrs;
 use dircache::DirCache;
+pub use follows::FollowsWatch;
 use leases::ReaderLeases;
 use readahead::Readahead;
 use spool::Spool;
@@ -135,49 +137,6 @@ enum OpenFile {
 struct DirHandle {
     ino: u64,
     entries: tokio::sync::Mutex<Option<Arc<Vec<DirEntryPlus>>>>,
-}
-
-/// A cache the watch follower keeps current.
-pub trait FollowsWatch: Send + Sync {
-    /// Waits, briefly, until the cache is ready to apply `ev` (see
-    /// `DirAttrs::settle`).
-    fn settle<'a>(&'a self, _ev: &'a nokv_types::WatchEvent) -> futures::future::BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-    /// Applies the next event (in `seq` order, no gaps since `reset`).
-    fn apply(&self, ev: &nokv_types::WatchEvent);
-    /// Forgets what events may have changed (the stream restarted).
-    fn reset(&self);
-}
-
-impl FollowsWatch for DirCache {
-    fn apply(&self, ev: &nokv_types::WatchEvent) {
-        DirCache::apply(self, ev)
-    }
-    fn reset(&self) {
-        DirCache::reset(self)
-    }
-}
-
-impl FollowsWatch for ReaderLeases {
-    fn apply(&self, ev: &nokv_types::WatchEvent) {
-        ReaderLeases::apply(self, ev)
-    }
-    fn reset(&self) {
-        ReaderLeases::reset(self)
-    }
-}
-
-impl FollowsWatch for DirAttrs {
-    fn settle<'a>(&'a self, ev: &'a nokv_types::WatchEvent) -> futures::future::BoxFuture<'a, ()> {
-        Box::pin(DirAttrs::settle(self, ev))
-    }
-    fn apply(&self, ev: &nokv_types::WatchEvent) {
-        DirAttrs::apply(self, ev)
-    }
-    fn reset(&self) {
-        DirAttrs::reset(self)
-    }
 }
 
 /// The mount's filesystem, by inode.
