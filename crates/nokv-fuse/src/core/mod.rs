@@ -35,6 +35,8 @@ mod readahead;
 mod reads;
 pub mod spool;
 mod stage;
+#[cfg(test)]
+mod test_events;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use nokv_client::Attr;
-use nokv_types::{EventKind, FileKind, WatchEvent, EVENTS_PER_COMMAND};
+use nokv_types::{EventKind, FileKind, WatchEvent};
 use proptest::prelude::*;
 
 use super::DirAttrs;
@@ -40,22 +40,7 @@ fn child(ino: u64, kind: FileKind, time: i64) -> Attr {
 }
 
 fn event(v: u64, kind: EventKind, parent: u64, ino: u64, fk: FileKind) -> WatchEvent {
-    WatchEvent {
-        seq: v * EVENTS_PER_COMMAND,
-        commit_version: v,
-        kind,
-        path: format!("/p{parent}/n{ino}"),
-        old_path: None,
-        ino,
-        file_kind: fk,
-        generation: 0,
-        size: 0,
-        digest: None,
-        time: v as i64,
-        snapshot: None,
-        parent,
-        old_parent: None,
-    }
+    crate::core::test_events::event(v, kind, parent, &format!("n{ino}"), ino, fk)
 }
 
 fn cache() -> DirAttrs {
@@ -293,8 +278,9 @@ fn run(steps: &[(u8, u8)]) {
     };
     let mut applied = 1u64;
     // Per directory: the version of the latest own command that
-    // returned, and the latest commit time of an own create that did.
-    let mut returned = [(D, 1u64, 0i64), (E, 1, 0)];
+    // returned, the latest commit time of an own create that did, and
+    // the version of the latest own chmod that did.
+    let mut returned = [(D, 1u64, 0i64, 1u64), (E, 1, 0, 1)];
     // Per directory: the ctime of the last answer (answers never go back).
     let mut last = [(D, 0i64), (E, 0)];
     // Own commands committed: (directory, version).
@@ -377,7 +363,10 @@ fn run(steps: &[(u8, u8)]) {
                                         r.2 = r.2.max(child.ctime);
                                         change.added(&child);
                                     }
-                                    _ => c.changed(&[target]),
+                                    _ => {
+                                        r.3 = r.3.max(v);
+                                        c.changed(&[target]);
+                                    }
                                 }
                             }
                             Flight::Fill {
@@ -399,17 +388,20 @@ fn run(steps: &[(u8, u8)]) {
             }
             _ => {
                 if let Some(a) = c.get(d) {
-                    let &(_, own_version, own_time) =
+                    let &(_, own_version, own_time, own_chmod) =
                         returned.iter().find(|r| r.0 == d).expect("dir");
                     // Permission bits: never older than the stream or an
-                    // own command that returned.
-                    let from = applied.max(own_version);
+                    // own chmod that returned (an own create advances
+                    // an entry as of the stream: a foreign chmod before
+                    // it may still be on its way).
+                    let perms_from = applied.max(own_chmod);
                     let perms =
                         |x: &Attr, y: &Attr| (x.mode, x.uid, x.gid) == (y.mode, y.uid, y.gid);
                     assert!(
-                        s.had(d, &a, from, perms),
-                        "{a:?} for {d}: permissions older than {from}"
+                        s.had(d, &a, perms_from, perms),
+                        "{a:?} for {d}: permissions older than {perms_from}"
                     );
+                    let from = applied.max(own_version);
                     // Monotonic reads.
                     let l = last.iter_mut().find(|l| l.0 == d).expect("dir");
                     assert!(

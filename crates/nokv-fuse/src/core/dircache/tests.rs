@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use nokv_types::{EventKind, FileKind, WatchEvent, EVENTS_PER_COMMAND};
+use nokv_types::{EventKind, FileKind, WatchEvent};
 use proptest::prelude::*;
 
 use super::{DirCache, Limits};
@@ -11,25 +11,7 @@ use super::{DirCache, Limits};
 const ROOT: u64 = 1;
 const D: u64 = 10;
 
-/// The (first) event of command `v`.
-fn ev(v: u64, kind: EventKind, parent: u64, name: &str, ino: u64, fk: FileKind) -> WatchEvent {
-    WatchEvent {
-        seq: v * EVENTS_PER_COMMAND,
-        commit_version: v,
-        kind,
-        path: format!("/p{parent}/{name}"),
-        old_path: None,
-        ino,
-        file_kind: fk,
-        generation: 0,
-        size: 0,
-        digest: None,
-        time: v as i64,
-        snapshot: None,
-        parent,
-        old_parent: None,
-    }
-}
+use crate::core::test_events::event as ev;
 
 fn created(seq: u64, parent: u64, name: &str, ino: u64) -> WatchEvent {
     ev(seq, EventKind::Created, parent, name, ino, FileKind::File)

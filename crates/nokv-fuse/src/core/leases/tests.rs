@@ -2,26 +2,15 @@
 
 use std::time::Duration;
 
-use nokv_types::{EventKind, FileKind, WatchEvent, EVENTS_PER_COMMAND};
+use nokv_types::{EventKind, FileKind, WatchEvent};
 
 use super::ReaderLeases;
 
 fn event(v: u64, kind: EventKind, ino: u64, generation: u64) -> WatchEvent {
     WatchEvent {
-        seq: v * EVENTS_PER_COMMAND,
-        commit_version: v,
-        kind,
-        path: format!("/f{ino}"),
-        old_path: None,
-        ino,
-        file_kind: FileKind::File,
         generation,
-        size: 0,
-        digest: None,
         time: 1000 + v as i64,
-        snapshot: None,
-        parent: 1,
-        old_parent: None,
+        ..crate::core::test_events::event(v, kind, 1, &format!("f{ino}"), ino, FileKind::File)
     }
 }
 
