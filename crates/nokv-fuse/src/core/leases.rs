@@ -1,7 +1,9 @@
 //! The mount's reader lease: files open for reading across a
 //! replacement keep the blocks they read.
 //!
-//! A read handle pins the generation it opened. When a writer (this
+//! A handle pins the generation it opened (a read handle reads it; a
+//! write handle reads the parts it has not overwritten and may reuse its
+//! blocks at publish). When a writer (this
 //! mount or another client) replaces, truncates or removes the file,
 //! that generation's blocks go on the GC queue, queued at the replacing
 //! command's commit time, and GC deletes them once the grace has passed.
@@ -12,14 +14,14 @@
 //! after them) until the handle closes.
 //!
 //! Invariants:
-//! - `held` has every open read handle known to read across a
+//! - `held` has every open handle known to read across a
 //!   replacement, with the commit time of the first one it saw; the
 //!   lease on the volume (once the holder task caught up) has `since` <=
 //!   every value in `held`, and exists iff `held` is not empty;
 //! - a replacement reaches the lease one watch lag plus one round trip
 //!   after it commits; the GC grace (`--gc-grace`) covers that window;
 //! - after a restarted watch stream (events may have been missed) every
-//!   open read handle counts as reading across a replacement made at the
+//!   open handle counts as reading across a replacement made at the
 //!   last event applied (none applied: any time);
 //! - the lease expires `ttl` after its last renewal (renewed every
 //!   `ttl / 4`), so a mount that dies stops holding GC back.
@@ -34,9 +36,9 @@ use parking_lot::Mutex;
 
 #[derive(Default)]
 struct Inner {
-    /// Open read handles: fh -> (inode, generation opened).
+    /// Open handles over a published generation: fh -> (inode, generation opened).
     open: HashMap<u64, (u64, u64)>,
-    /// Read handles reading across a replacement: fh -> its commit time.
+    /// Handles reading across a replacement: fh -> its commit time.
     held: HashMap<u64, i64>,
     /// Commit time of the last event applied.
     last_time: Option<i64>,

@@ -666,6 +666,9 @@ impl FsCore {
             }
         }
         let needs_body = attr.generation > 0 && !(intent.write && intent.truncate);
+        // A handle over a published generation reads its blocks (a write
+        // handle: the parts it did not overwrite): the lease covers both.
+        let reads_blocks = needs_body;
         let body = if needs_body {
             Some(self.reads.body(attr.ino).await?.1)
         } else {
@@ -695,7 +698,7 @@ impl FsCore {
             })
         };
         let fh = self.fh();
-        if let (OpenFile::Read(_), Some(l)) = (&file, &self.leases) {
+        if let (true, Some(l)) = (reads_blocks, &self.leases) {
             l.opened(fh, attr.ino, attr.generation);
         }
         self.files.lock().insert(fh, Arc::new(file));
