@@ -225,6 +225,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("block size   {}", info.block_size);
                 println!("commit       {}", info.commit_version);
                 println!("snapshots    {}", c.snapshots().await?.len());
+                match info.reader_leases_since {
+                    Some(since) => println!(
+                        "leases       {} reader lease(s): GC keeps blocks queued since {} UTC",
+                        info.reader_leases,
+                        output::time_string(since)
+                    ),
+                    None => println!("leases       none"),
+                }
                 println!("created      {} UTC", output::time_string(info.created));
             }
             Ok(())

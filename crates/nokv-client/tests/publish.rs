@@ -631,6 +631,8 @@ async fn a_reader_lease_keeps_replaced_blocks_until_it_ends(backend: Backend) {
     const LEASE: u64 = 0x5eed;
     let ttl = std::time::Duration::from_secs(600);
     c.hold_readers(LEASE, since, ttl).await.unwrap();
+    let info = c.info().await.unwrap();
+    assert_eq!((info.reader_leases, info.reader_leases_since), (1, Some(since)));
     put("/f", 4, 1).await; // the opened generation's 3 blocks
     c.remove("/early").await.unwrap(); // 1 more, also after since
 
@@ -653,6 +655,7 @@ async fn a_reader_lease_keeps_replaced_blocks_until_it_ends(backend: Backend) {
 
     c.release_readers(LEASE).await.unwrap();
     c.release_readers(LEASE).await.unwrap(); // twice is fine
+    assert_eq!(c.info().await.unwrap().reader_leases, 1, "the later one");
     let report = c.gc().await.unwrap();
     assert_eq!(
         report.queued_blocks_deleted, 4,

@@ -424,7 +424,7 @@ pub fn execute_batch(vol: &Volume, ops: Vec<MetaOp>) -> Vec<Result<MetaReply>> {
 
 fn read(vol: &Volume, op: MetaOp) -> Result<MetaReply> {
     Ok(match op {
-        MetaOp::Info => MetaReply::Info(vol.info()),
+        MetaOp::Info => MetaReply::Info(vol.status()?),
         MetaOp::Stat { path: p, follow } => MetaReply::Attr(vol.stat_path(&path(&p)?, follow)?),
         MetaOp::List {
             path: p,

@@ -96,6 +96,14 @@ pub struct VolumeInfo {
     pub block_size: u32,
     pub commit_version: u64,
     pub created: i64,
+    /// Reader leases live now, and the oldest `since` among them: GC
+    /// keeps every block queued from then on (see `leases`). Filled by
+    /// the `Info` op ([`Volume::status`]); [`Volume::info`] leaves them
+    /// empty.
+    #[serde(default)]
+    pub reader_leases: u64,
+    #[serde(default)]
+    pub reader_leases_since: Option<i64>,
 }
 
 struct Inner {
@@ -292,7 +300,19 @@ impl Volume {
             block_size: sb.block_size,
             commit_version: self.inner.committer.version(),
             created: sb.created,
+            reader_leases: 0,
+            reader_leases_since: None,
         }
+    }
+
+    /// [`Volume::info`] with the reader leases live now.
+    pub fn status(&self) -> Result<VolumeInfo> {
+        let now = nokv_types::now_nanos();
+        Ok(VolumeInfo {
+            reader_leases: crate::leases::live(&self.inner.engine, now)?,
+            reader_leases_since: crate::leases::floor(&self.inner.engine, now)?,
+            ..self.info()
+        })
     }
 
     /// The volume's home directory.
@@ -593,11 +613,6 @@ impl Volume {
             }
         }
         Ok(page)
-    }
-
-    /// Reader leases live now (see `leases`).
-    pub fn live_leases(&self) -> Result<u64> {
-        crate::leases::live(&self.inner.engine, nokv_types::now_nanos())
     }
 
     /// Up to `limit` entries of the whole GC queue after `after`, the

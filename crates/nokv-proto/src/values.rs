@@ -227,6 +227,8 @@ pub(crate) fn info_to(i: VolumeInfo) -> pb::VolumeInfo {
         block_size: i.block_size,
         commit_version: i.commit_version,
         created: i.created,
+        reader_leases: i.reader_leases,
+        reader_leases_since: i.reader_leases_since,
     }
 }
 
@@ -240,6 +242,8 @@ pub(crate) fn info_from(i: pb::VolumeInfo) -> Result<VolumeInfo> {
         block_size: i.block_size,
         commit_version: i.commit_version,
         created: i.created,
+        reader_leases: i.reader_leases,
+        reader_leases_since: i.reader_leases_since,
     })
 }
 

@@ -212,18 +212,26 @@ fn reply() -> impl Strategy<Value = MetaReply> {
         ),
     ];
     prop_oneof![
-        (location, path(), any::<(u32, u64, u32, u64, i64)>()).prop_map(|(location, id, n)| {
-            MetaReply::Info(VolumeInfo {
-                home: "/srv/vol".into(),
-                volume_id: id,
-                format_version: n.0,
-                root_ino: n.1,
-                location,
-                block_size: n.2,
-                commit_version: n.3,
-                created: n.4,
-            })
-        }),
+        (
+            location,
+            path(),
+            any::<(u32, u64, u32, u64, i64)>(),
+            any::<(u64, Option<i64>)>()
+        )
+            .prop_map(|(location, id, n, leases)| {
+                MetaReply::Info(VolumeInfo {
+                    home: "/srv/vol".into(),
+                    volume_id: id,
+                    format_version: n.0,
+                    root_ino: n.1,
+                    location,
+                    block_size: n.2,
+                    commit_version: n.3,
+                    created: n.4,
+                    reader_leases: leases.0,
+                    reader_leases_since: leases.1,
+                })
+            }),
         attr().prop_map(MetaReply::Attr),
         (
             prop::collection::vec((any::<Vec<u8>>(), attr()), 0..3),

@@ -24,6 +24,7 @@ pub(crate) struct Metrics {
     refused: IntCounterVec,
     pub inflight: IntGauge,
     commit_version: IntGauge,
+    reader_leases: IntGauge,
     holt: Mutex<(Option<Instant>, Gauges)>,
 }
 
@@ -95,6 +96,11 @@ impl Metrics {
             .expect("static metric definition");
         let commit_version = IntGauge::new("nokv_commit_version", "Latest commit version")
             .expect("static metric definition");
+        let reader_leases = IntGauge::new(
+            "nokv_reader_leases",
+            "Reader leases live now (each holds back GC of blocks queued after its since)",
+        )
+        .expect("static metric definition");
         for c in [
             Box::new(ops.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -102,6 +108,7 @@ impl Metrics {
             Box::new(refused.clone()),
             Box::new(inflight.clone()),
             Box::new(commit_version.clone()),
+            Box::new(reader_leases.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -113,6 +120,7 @@ impl Metrics {
             refused,
             inflight,
             commit_version,
+            reader_leases,
             holt: Mutex::new((None, Vec::new())),
         }
     }
@@ -138,8 +146,15 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self, vol: &Volume) -> String {
-        self.commit_version
-            .set(i64::try_from(vol.info().commit_version).unwrap_or(i64::MAX));
+        match vol.status() {
+            Ok(info) => {
+                self.commit_version
+                    .set(i64::try_from(info.commit_version).unwrap_or(i64::MAX));
+                self.reader_leases
+                    .set(i64::try_from(info.reader_leases).unwrap_or(i64::MAX));
+            }
+            Err(e) => tracing::warn!("volume status for metrics: {e}"),
+        }
         let mut out = Vec::new();
         let enc = TextEncoder::new();
         if let Err(e) = enc.encode(&self.registry.gather(), &mut out) {

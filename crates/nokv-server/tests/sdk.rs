@@ -133,7 +133,9 @@ async fn connect_batch_and_errors_round_trip() {
         .await
         .unwrap();
     assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 0);
+    assert_eq!(c.info().await.unwrap().reader_leases_since, Some(since));
     c.release_readers(7).await.unwrap();
+    assert_eq!(c.info().await.unwrap().reader_leases, 0);
     assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 1);
     assert!(matches!(
         c.hold_readers(0, since, std::time::Duration::from_secs(1))
