@@ -632,7 +632,10 @@ async fn a_reader_lease_keeps_replaced_blocks_until_it_ends(backend: Backend) {
     let ttl = std::time::Duration::from_secs(600);
     c.hold_readers(LEASE, since, ttl).await.unwrap();
     let info = c.info().await.unwrap();
-    assert_eq!((info.reader_leases, info.reader_leases_since), (1, Some(since)));
+    assert_eq!(
+        (info.reader_leases, info.reader_leases_since),
+        (1, Some(since))
+    );
     put("/f", 4, 1).await; // the opened generation's 3 blocks
     c.remove("/early").await.unwrap(); // 1 more, also after since
 
