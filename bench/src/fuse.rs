@@ -9,7 +9,10 @@
 //! - s3fs: s3fs-fuse on the same Garage (a private server started for
 //!   the run); both NoKV volumes keep their blocks there too;
 //! - raw GETs: the blocks of the NoKV file read straight from Garage,
-//!   16 in flight (the object-store ceiling for a cold read).
+//!   16 in flight (the object-store ceiling for a cold read);
+//! - raw PUTs: as many distinct pseudo-random block-sized objects PUT
+//!   straight to Garage, 16 in flight, under a scratch prefix deleted
+//!   afterwards (the object-store ceiling for a sequential write).
 //!
 //! Workloads: empty-file create rate (one thread), sequential write of
 //! `--size-mib` (including close, which publishes / uploads), cold
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use futures::StreamExt;
-use nokv_client::{BlockStoreOptions, Client, ClientOptions, StoreCredentials};
+use nokv_client::{BlockStoreOptions, Client, ClientOptions, ObjectLocation, StoreCredentials};
 use nokv_object::BlockStore;
 use nokv_testkit::PrivateGarage;
 use serde_json::json;
@@ -463,6 +466,61 @@ fn raw_gets(env: &Env, url: &str, token: &str, path: &str) -> Result<f64> {
     })
 }
 
+/// Raw PUTs of `mib` MiB as distinct pseudo-random objects of the
+/// served volume's block size, 16 in flight, to a scratch prefix of its
+/// bucket (deleted afterwards). The data is made before the clock starts.
+fn raw_puts(env: &Env, url: &str, token: &str, mib: usize) -> Result<f64> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let creds = StoreCredentials {
+            access_key_id: Some(env.garage.env.access_key_id.clone()),
+            secret_access_key: Some(env.garage.env.secret_access_key.clone()),
+            session_token: None,
+        };
+        let opts = ClientOptions {
+            credentials: creds.clone(),
+            ..ClientOptions::default()
+        };
+        let client = Client::connect(url, Some(token), opts).await?;
+        let info = client.info().await?;
+        let location = match info.location {
+            ObjectLocation::S3(mut s3) => {
+                s3.prefix = format!("{}raw-puts/", s3.prefix);
+                ObjectLocation::S3(s3)
+            }
+            other => bail!("raw PUTs need an S3 volume, not {}", other.describe()),
+        };
+        let store = BlockStore::open(&location, &creds, BlockStoreOptions::default())?;
+        let bs = info.block_size.max(1) as usize;
+        let n = (mib * CHUNK).div_ceil(bs);
+        let mut rng = Rng::new(0x005e_ed0f_9075);
+        let objects: Vec<(String, bytes::Bytes)> = (0..n)
+            .map(|i| {
+                let mut v = vec![0u8; bs];
+                for w in v.chunks_mut(8) {
+                    w.copy_from_slice(&rng.next_u64().to_le_bytes()[..w.len()]);
+                }
+                (
+                    nokv_types::block_object_key(1, i as u32),
+                    bytes::Bytes::from(v),
+                )
+            })
+            .collect();
+        let start = Instant::now();
+        let mut puts =
+            futures::stream::iter(objects.iter().map(|(k, b)| store.put_block(k, b.clone())))
+                .buffer_unordered(16);
+        while let Some(r) = puts.next().await {
+            r?;
+        }
+        let took = start.elapsed();
+        for (k, _) in &objects {
+            store.delete(k).await?;
+        }
+        Ok::<f64, anyhow::Error>(mbps((n * bs) as u64, took))
+    })
+}
+
 pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
     if !Path::new("/dev/fuse").exists() {
         bail!("/dev/fuse does not exist: no FUSE on this machine");
@@ -668,6 +726,9 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
     for (side, r) in ["ext4", "embedded", "--server", "s3fs"].iter().zip(rates) {
         eprintln!("  write {side}: {:.0} / {:.0} MB/s", r[0], r[1]);
     }
+    let raw_put = raw_puts(&env, &url, &token, mib)?;
+    eprintln!("  raw PUTs: {raw_put:.0} MB/s");
+    sync_disks();
     eprintln!("cold sequential read ...");
     // Fresh mount processes: no block cache, no kernel page cache.
     emb.stop()?;
@@ -699,10 +760,12 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
         "read vs s3fs",
         "read vs raw GETs",
         "write vs s3fs",
+        "write vs raw PUTs",
     ]);
     bytes_table.row(vec![
         "ext4 (page cache, no fsync)".into(),
         format!("{w_ext4:.0}"),
+        "-".into(),
         "-".into(),
         "-".into(),
         "-".into(),
@@ -716,15 +779,17 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
             report::ratio(*r, r_s3),
             report::ratio(*r, raw),
             report::ratio(w, w_s3),
+            report::ratio(w, raw_put),
         ]);
     }
     bytes_table.row(vec![
-        "raw parallel GETs (16 in flight)".into(),
-        "-".into(),
+        "raw parallel GETs / PUTs (16 in flight)".into(),
+        format!("{raw_put:.0}"),
         format!("{raw:.0}"),
         report::ratio(raw, r_s3),
         "1.00x".into(),
-        "-".into(),
+        report::ratio(raw_put, w_s3),
+        "1.00x".into(),
     ]);
 
     // 4. tar x of a real source tree
@@ -776,9 +841,10 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
             ok(reads[0].1 >= 0.8 * raw)
         ),
         format!(
-            "sequential write (embedded): {} s3fs (target >= 1.5x: {})",
+            "sequential write (embedded): {} s3fs (target >= 1.5x: {}), {} raw PUTs",
             report::ratio(w_emb, w_s3),
-            ok(w_emb >= 1.5 * w_s3)
+            ok(w_emb >= 1.5 * w_s3),
+            report::ratio(w_emb, raw_put)
         ),
         format!(
             "tar x of {files} files ({}) from {}",
@@ -803,7 +869,7 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
         params: json!({"creates": args.creates, "s3fs_creates": args.s3fs_creates, "size_mib": mib, "tar_files": files}),
         results: json!({
             "create_per_s": create_json,
-            "write_mbps": {"ext4": w_ext4, "nokv": w_emb, "nokv_server": w_srv, "s3fs": w_s3},
+            "write_mbps": {"ext4": w_ext4, "nokv": w_emb, "nokv_server": w_srv, "s3fs": w_s3, "raw_puts": raw_put},
             "cold_read_mbps": {"nokv": reads[0].1, "nokv_server": reads[1].1, "s3fs": r_s3, "raw_gets": raw},
             "tar_x_s": {"ext4": t_ext4.as_secs_f64(), "nokv": t_emb.as_secs_f64(), "nokv_server": t_srv.as_secs_f64(), "s3fs": t_s3.as_secs_f64()},
         }),
