@@ -430,20 +430,25 @@ fn nokv_fs_bin(args: &FuseArgs) -> Result<PathBuf> {
     Ok(b)
 }
 
+/// A client of the served volume with the run's Garage credentials.
+async fn served_client(env: &Env, url: &str, token: &str) -> Result<(Client, StoreCredentials)> {
+    let creds = StoreCredentials {
+        access_key_id: Some(env.garage.env.access_key_id.clone()),
+        secret_access_key: Some(env.garage.env.secret_access_key.clone()),
+        session_token: None,
+    };
+    let opts = ClientOptions {
+        credentials: creds.clone(),
+        ..ClientOptions::default()
+    };
+    Ok((Client::connect(url, Some(token), opts).await?, creds))
+}
+
 /// Raw GETs of every block of `path` on the served volume, 16 in flight.
 fn raw_gets(env: &Env, url: &str, token: &str, path: &str) -> Result<f64> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let creds = StoreCredentials {
-            access_key_id: Some(env.garage.env.access_key_id.clone()),
-            secret_access_key: Some(env.garage.env.secret_access_key.clone()),
-            session_token: None,
-        };
-        let opts = ClientOptions {
-            credentials: creds.clone(),
-            ..ClientOptions::default()
-        };
-        let client = Client::connect(url, Some(token), opts).await?;
+        let (client, creds) = served_client(env, url, token).await?;
         let (_, body) = client.body(path).await?;
         let info = client.info().await?;
         let store_opts = BlockStoreOptions {
@@ -472,16 +477,7 @@ fn raw_gets(env: &Env, url: &str, token: &str, path: &str) -> Result<f64> {
 fn raw_puts(env: &Env, url: &str, token: &str, mib: usize) -> Result<f64> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let creds = StoreCredentials {
-            access_key_id: Some(env.garage.env.access_key_id.clone()),
-            secret_access_key: Some(env.garage.env.secret_access_key.clone()),
-            session_token: None,
-        };
-        let opts = ClientOptions {
-            credentials: creds.clone(),
-            ..ClientOptions::default()
-        };
-        let client = Client::connect(url, Some(token), opts).await?;
+        let (client, creds) = served_client(env, url, token).await?;
         let info = client.info().await?;
         let location = match info.location {
             ObjectLocation::S3(mut s3) => {

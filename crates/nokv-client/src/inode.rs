@@ -188,14 +188,15 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let publish = |body: Body, upload: u64| MetaOp::PublishIno {
-            ino,
-            body,
-            upload,
+        self.upload_and_publish(
+            reader,
+            previous,
+            None,
             if_generation,
-        };
-        self.upload_and_publish(reader, previous, None, if_generation, progress, publish)
-            .await
+            progress,
+            publish_ino_op(ino, if_generation),
+        )
+        .await
     }
 
     /// [`Client::publish_ino`] as the publish of `staged` (when given):
@@ -216,13 +217,25 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
-        let publish = |body: Body, upload: u64| MetaOp::PublishIno {
-            ino,
-            body,
-            upload,
+        self.upload_and_publish(
+            reader,
+            previous,
+            staged,
             if_generation,
-        };
-        self.upload_and_publish(reader, previous, staged, if_generation, None, publish)
-            .await
+            None,
+            publish_ino_op(ino, if_generation),
+        )
+        .await
+    }
+}
+
+/// The command that publishes an uploaded body as the next generation
+/// of `ino`.
+fn publish_ino_op(ino: u64, if_generation: Option<u64>) -> impl Fn(Body, u64) -> MetaOp {
+    move |body, upload| MetaOp::PublishIno {
+        ino,
+        body,
+        upload,
+        if_generation,
     }
 }

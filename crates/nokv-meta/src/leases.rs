@@ -73,28 +73,17 @@ fn drop_expired(txn: &mut Txn<'_>, now: i64, except: u64) -> Result<()> {
     Ok(())
 }
 
-/// The oldest `since` of the leases live at `now` (None: no lease).
-pub(crate) fn floor(engine: &Engine, now: i64) -> Result<Option<i64>> {
+/// The leases live at `now`: how many, and the oldest `since` among
+/// them (None: no lease).
+pub(crate) fn live(engine: &Engine, now: i64) -> Result<(u64, Option<i64>)> {
     let rows = engine.scan(&keys::lease_prefix(), None, usize::MAX)?;
-    let mut out: Option<i64> = None;
-    for (_, value) in rows {
-        let record: LeaseRecord = decode("lease", &value)?;
-        if record.expires >= now {
-            out = Some(out.map_or(record.since, |f| f.min(record.since)));
-        }
-    }
-    Ok(out)
-}
-
-/// Leases live at `now` (for status).
-pub(crate) fn live(engine: &Engine, now: i64) -> Result<u64> {
-    let rows = engine.scan(&keys::lease_prefix(), None, usize::MAX)?;
-    let mut n = 0;
+    let (mut n, mut floor) = (0, None::<i64>);
     for (_, value) in rows {
         let record: LeaseRecord = decode("lease", &value)?;
         if record.expires >= now {
             n += 1;
+            floor = Some(floor.map_or(record.since, |f| f.min(record.since)));
         }
     }
-    Ok(n)
+    Ok((n, floor))
 }

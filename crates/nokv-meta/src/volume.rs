@@ -307,10 +307,11 @@ impl Volume {
 
     /// [`Volume::info`] with the reader leases live now.
     pub fn status(&self) -> Result<VolumeInfo> {
-        let now = nokv_types::now_nanos();
+        let (reader_leases, reader_leases_since) =
+            crate::leases::live(&self.inner.engine, nokv_types::now_nanos())?;
         Ok(VolumeInfo {
-            reader_leases: crate::leases::live(&self.inner.engine, now)?,
-            reader_leases_since: crate::leases::floor(&self.inner.engine, now)?,
+            reader_leases,
+            reader_leases_since,
             ..self.info()
         })
     }
@@ -606,7 +607,8 @@ impl Volume {
     pub fn gc_queue(&self, limit: usize) -> Result<Vec<gcq::GcEntry>> {
         let mut page = gcq::page(&self.inner.engine, limit, self.gc_floor())?;
         // Reader leases hold back entries queued at or after their `since`.
-        if let Some(since) = crate::leases::floor(&self.inner.engine, nokv_types::now_nanos())? {
+        if let (_, Some(since)) = crate::leases::live(&self.inner.engine, nokv_types::now_nanos())?
+        {
             let held = page.iter().position(|e| e.queued_at >= since);
             if let Some(i) = held {
                 page.truncate(i);

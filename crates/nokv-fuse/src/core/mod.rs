@@ -263,6 +263,13 @@ impl FsCore {
         self.dirattrs.as_deref().map(|c| c.mark())
     }
 
+    /// A reply to a request sent at `mark` showed `attr`.
+    fn attr_fill(&self, mark: Option<dirattrs::Mark>, attr: &Attr) {
+        if let (Some(c), Some(m)) = (self.dirattrs.as_deref(), mark) {
+            c.fill(attr, m);
+        }
+    }
+
     /// Starts an own command that makes a name in `parent`.
     fn attr_begin(&self, parent: u64) -> Option<dirattrs::Change<'_>> {
         self.dirattrs.as_deref().map(|c| c.begin(parent))
@@ -373,9 +380,7 @@ impl FsCore {
         }
         let mark = self.attr_mark();
         let attr = self.reads.lookup(parent, name).await?;
-        if let (Some(c), Some(m)) = (self.dirattrs.as_deref(), mark) {
-            c.fill(&attr, m);
-        }
+        self.attr_fill(mark, &attr);
         Ok(self.overlay(attr))
     }
 
@@ -395,9 +400,7 @@ impl FsCore {
             },
             Err(e) => return Err(e),
         };
-        if let (Some(c), Some(m)) = (self.dirattrs.as_deref(), mark) {
-            c.fill(&attr, m);
-        }
+        self.attr_fill(mark, &attr);
         Ok(self.overlay(attr))
     }
 
