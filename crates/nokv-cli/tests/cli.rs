@@ -396,6 +396,8 @@ fn bad_input_is_refused_and_changes_nothing(backend: Backend, mode: Mode) {
         (vec!["mv", "/d", "/d/inner"], 2),
         (vec!["chmod", "99", "/d"], 2),
         (vec!["ln", "-s", "", "/l"], 2),
+        (vec!["mkdir", "/"], 1),
+        (vec!["mkdir", "/d"], 1),
         (vec!["cat", "/d"], 1),
         (vec!["rm", "/nope"], 1),
         (vec!["put", "/d", "/nonexistent-local-file"], 1),

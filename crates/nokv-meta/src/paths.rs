@@ -49,6 +49,10 @@ pub(crate) fn mkdir_in(
     parents: bool,
 ) -> Result<Attr> {
     if !parents {
+        if path.is_root() {
+            // mkdir(2) of an existing directory: EEXIST, as for any name.
+            return Err(Error::Exists(path.to_string()));
+        }
         let (parent, name) = resolve_parent(txn, path)?;
         return namespace::create::mkdir(txn, parent, &name, owner).map_err(|e| at_path(e, path));
     }
