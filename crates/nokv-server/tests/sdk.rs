@@ -112,8 +112,13 @@ async fn connect_batch_and_errors_round_trip() {
         Err(Error::IntoOwnSubtree { .. })
     ));
     assert!(matches!(
-        c.mkdir("/d/..", 0o755).await,
+        c.mkdir("/..", 0o755).await,
         Err(Error::InvalidName { .. } | Error::InvalidPath { .. })
+    ));
+    // "/d/.." is the root, which exists (mkdir(2) says EEXIST)
+    assert!(matches!(
+        c.mkdir("/d/..", 0o755).await,
+        Err(Error::Exists(_))
     ));
 
     // bytes go to the store directly, metadata through the server
