@@ -386,6 +386,9 @@ fn bad_input_is_refused_and_changes_nothing(backend: Backend, mode: Mode) {
     env.ok(&["mkdir", "/d"]);
     let before = env.commit_version();
     let long_name = format!("/d/{}", "x".repeat(256));
+    let local = env.work.join("local.bin");
+    std::fs::write(&local, b"bytes").unwrap();
+    let local = local.to_str().unwrap();
     for (args, code) in [
         (vec!["mkdir", "/.."], 2),
         (vec!["mkdir", "/d/../../x"], 2),
@@ -394,10 +397,16 @@ fn bad_input_is_refused_and_changes_nothing(backend: Backend, mode: Mode) {
         (vec!["rmdir", "/"], 2),
         (vec!["rm", "-r", "/"], 2),
         (vec!["mv", "/d", "/d/inner"], 2),
+        (vec!["mv", "/d", "/"], 2),
+        (vec!["mv", "/", "/e"], 2),
         (vec!["chmod", "99", "/d"], 2),
         (vec!["ln", "-s", "", "/l"], 2),
         (vec!["mkdir", "/"], 1),
         (vec!["mkdir", "/d"], 1),
+        (vec!["ln", "-s", "x", "/"], 1),
+        (vec!["ln", "/d", "/"], 1),
+        (vec!["rm", "/"], 1),
+        (vec!["put", "/", local], 1),
         (vec!["cat", "/d"], 1),
         (vec!["rm", "/nope"], 1),
         (vec!["put", "/d", "/nonexistent-local-file"], 1),

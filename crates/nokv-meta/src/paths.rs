@@ -42,6 +42,15 @@ pub fn at_path(err: Error, path: &NokvPath) -> Error {
 
 // ---- command bodies: run inside a Txn ----
 
+/// The root can be neither removed nor moved, nor replaced by a rename
+/// (rmdir(2) and rename(2) of a mount point: EBUSY's case).
+fn root_is_fixed(path: &NokvPath) -> Error {
+    Error::InvalidPath {
+        path: path.to_string(),
+        reason: "the volume root cannot be removed, moved or replaced",
+    }
+}
+
 pub(crate) fn mkdir_in(
     txn: &mut Txn<'_>,
     path: &NokvPath,
@@ -78,6 +87,14 @@ pub(crate) fn create_in(
     owner: Owner,
     exclusive: bool,
 ) -> Result<Attr> {
+    if path.is_root() {
+        // The root exists and is a directory: creat(2)'s EEXIST / EISDIR.
+        return Err(if exclusive {
+            Error::Exists(path.to_string())
+        } else {
+            Error::IsADirectory(path.to_string())
+        });
+    }
     let (parent, name) = resolve_parent(txn, path)?;
     namespace::create::create(txn, parent, &name, owner, exclusive).map_err(|e| at_path(e, path))
 }
@@ -88,22 +105,34 @@ pub(crate) fn symlink_in(
     target: &[u8],
     owner: Owner,
 ) -> Result<Attr> {
+    if path.is_root() {
+        return Err(Error::Exists(path.to_string()));
+    }
     let (parent, name) = resolve_parent(txn, path)?;
     namespace::create::symlink(txn, parent, &name, target, owner).map_err(|e| at_path(e, path))
 }
 
 pub(crate) fn link_in(txn: &mut Txn<'_>, existing: &NokvPath, new: &NokvPath) -> Result<Attr> {
+    if new.is_root() {
+        return Err(Error::Exists(new.to_string()));
+    }
     let src = resolve(txn, existing, false)?;
     let (parent, name) = resolve_parent(txn, new)?;
     namespace::create::link(txn, src.ino, parent, &name).map_err(|e| at_path(e, new))
 }
 
 pub(crate) fn unlink_in(txn: &mut Txn<'_>, path: &NokvPath, block_size: u32) -> Result<()> {
+    if path.is_root() {
+        return Err(Error::IsADirectory(path.to_string()));
+    }
     let (parent, name) = resolve_parent(txn, path)?;
     namespace::remove::unlink(txn, parent, &name, block_size).map_err(|e| at_path(e, path))
 }
 
 pub(crate) fn rmdir_in(txn: &mut Txn<'_>, path: &NokvPath) -> Result<()> {
+    if path.is_root() {
+        return Err(root_is_fixed(path));
+    }
     let (parent, name) = resolve_parent(txn, path)?;
     namespace::remove::rmdir(txn, parent, &name).map_err(|e| at_path(e, path))
 }
@@ -115,6 +144,12 @@ pub(crate) fn rename_in(
     mode: RenameMode,
     block_size: u32,
 ) -> Result<()> {
+    if src.is_root() {
+        return Err(root_is_fixed(src));
+    }
+    if dst.is_root() {
+        return Err(root_is_fixed(dst));
+    }
     let (src_parent, src_name) = resolve_parent(txn, src)?;
     let (dst_parent, dst_name) = resolve_parent(txn, dst)?;
     namespace::rename::rename(
@@ -201,6 +236,9 @@ pub(crate) fn publish_in(
     owner: Owner,
     block_size: u32,
 ) -> Result<PublishOutcome> {
+    if path.is_root() {
+        return Err(Error::IsADirectory(path.to_string()));
+    }
     let (parent, name) = resolve_parent(txn, path)?;
     let req = PublishRequest {
         parent,

@@ -25,6 +25,7 @@ const REASONS: &[&str] = &[
     "escapes the volume root",
     "too many levels of symbolic links",
     "the volume root has no parent",
+    "the volume root cannot be removed, moved or replaced",
 ];
 
 fn reason(r: &str) -> &'static str {
