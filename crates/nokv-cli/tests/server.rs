@@ -468,3 +468,63 @@ fn health_readiness_and_metrics() {
         assert!(m.contains(needle), "{needle} missing in\n{m}");
     }
 }
+
+/// The value of the counter line `name` in a Prometheus exposition (0
+/// when the series does not exist yet).
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_idle_watch_stream_costs_no_log_reads_and_a_change_reaches_it() {
+    use std::io::BufRead;
+    let vol = volume();
+    let server = ServerProc::start(&vol.home, &[]);
+    let tok = token(&vol.home);
+    let mut follower = client(&server, Some(&tok))
+        .args(["watch", "/"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    // The stream is open once the server has read the log for it.
+    let reads = "nokv_watch_stream_total{what=\"read\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while counter(&server.get("/metrics").1, reads) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no watch stream");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Idle for a second: a stream that polled the log every 2 ms would
+    // read it ~500 times; one that waits for commits, not at all.
+    let before = counter(&server.get("/metrics").1, reads);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_reads = counter(&server.get("/metrics").1, reads) - before;
+    assert!(idle_reads <= 2, "{idle_reads} log reads by an idle stream");
+    // A change wakes it and is delivered.
+    assert!(run(client(&server, Some(&tok)), &["mkdir", "/woke"])
+        .status
+        .success());
+    let line = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the change reached the follower");
+    assert!(line.ends_with("created /woke"), "{line}");
+    let m = server.get("/metrics").1;
+    assert!(
+        counter(&m, "nokv_watch_stream_total{what=\"page\"}") >= 1,
+        "{m}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

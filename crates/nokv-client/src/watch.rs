@@ -3,21 +3,11 @@
 //! consumer that stores the `seq` of the last event it handled resumes
 //! with `from = seq + 1` after any restart and misses nothing.
 
-use std::time::Duration;
-
 use futures::stream::{self, BoxStream, StreamExt};
 use nokv_meta::{MetaOp, MetaReply};
 use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND};
 
 use crate::client::{expect_reply, Client};
-
-/// How long a caught-up follower waits before asking again: bounds the
-/// publish-to-delivery latency (~half of it on average) at the cost of
-/// up to 100 small page requests a second per busy follower. An idle one
-/// waits twice as long after each empty page, up to `POLL_IDLE_MAX` (an
-/// embedded mount follows its log all the time).
-const POLL: Duration = Duration::from_millis(10);
-const POLL_IDLE_MAX: Duration = Duration::from_millis(80);
 
 impl Client {
     /// Events with `seq >= from` about `prefix` or below it.
@@ -42,50 +32,60 @@ impl Client {
     /// Follows events about `prefix` from `from`, forever. Ends after the
     /// first error (e.g. `WatchCompacted` for a cursor past retention).
     /// Through a server the events are pushed (a server-streaming RPC);
-    /// embedded, the log is polled in-process.
+    /// embedded, the stream reads the log after each commit.
     pub fn watch(&self, prefix: &str, from: u64) -> BoxStream<'static, Result<WatchEvent>> {
-        if let crate::meta::Meta::Remote(remote) = &self.inner.meta {
-            let remote = remote.clone();
-            let prefix = prefix.to_string();
-            return stream::once(async move { remote.watch(&prefix, from).await })
-                .flat_map(|pages| match pages {
-                    Ok(pages) => pages
-                        .flat_map(|page| match page {
-                            Ok(p) => stream::iter(p.events.into_iter().map(Ok).collect::<Vec<_>>()),
-                            Err(e) => stream::iter(vec![Err(e)]),
-                        })
-                        .boxed(),
-                    Err(e) => stream::once(async move { Err(e) }).boxed(),
-                })
-                .scan(false, |failed, item| {
-                    // Stop after the first error, like the polling path.
-                    if *failed {
-                        return futures::future::ready(None);
-                    }
-                    *failed = item.is_err();
-                    futures::future::ready(Some(item))
-                })
-                .boxed();
-        }
-        self.poll_watch(prefix, from)
+        let remote = match &self.inner.meta {
+            crate::meta::Meta::Remote(remote) => remote,
+            crate::meta::Meta::Embedded(vol) => {
+                return self.follow_log(prefix, from, vol.subscribe_commits())
+            }
+        };
+        let remote = remote.clone();
+        let prefix = prefix.to_string();
+        stream::once(async move { remote.watch(&prefix, from).await })
+            .flat_map(|pages| match pages {
+                Ok(pages) => pages
+                    .flat_map(|page| match page {
+                        Ok(p) => stream::iter(p.events.into_iter().map(Ok).collect::<Vec<_>>()),
+                        Err(e) => stream::iter(vec![Err(e)]),
+                    })
+                    .boxed(),
+                Err(e) => stream::once(async move { Err(e) }).boxed(),
+            })
+            .scan(false, |failed, item| {
+                // Stop after the first error, like the embedded path.
+                if *failed {
+                    return futures::future::ready(None);
+                }
+                *failed = item.is_err();
+                futures::future::ready(Some(item))
+            })
+            .boxed()
     }
 
-    fn poll_watch(&self, prefix: &str, from: u64) -> BoxStream<'static, Result<WatchEvent>> {
+    /// Pages of the embedded log: read, and when caught up, wait for the
+    /// next commit that wrote something.
+    fn follow_log(
+        &self,
+        prefix: &str,
+        from: u64,
+        commits: tokio::sync::watch::Receiver<u64>,
+    ) -> BoxStream<'static, Result<WatchEvent>> {
         struct State {
             client: Client,
             prefix: String,
             next: u64,
             buffered: std::collections::VecDeque<WatchEvent>,
             failed: bool,
-            wait: Duration,
+            commits: tokio::sync::watch::Receiver<u64>,
         }
         let state = State {
+            commits,
             client: self.clone(),
             prefix: prefix.to_string(),
             next: from,
             buffered: Default::default(),
             failed: false,
-            wait: POLL,
         };
         stream::unfold(state, |mut st| async move {
             loop {
@@ -95,16 +95,15 @@ impl Client {
                 if let Some(e) = st.buffered.pop_front() {
                     return Some((Ok(e), st));
                 }
+                // Marked seen before the read: a commit after it wakes us.
+                st.commits.borrow_and_update();
                 match st.client.watch_page(&st.prefix, st.next, 1024).await {
                     Ok(page) => {
                         let moved = page.next != st.next;
                         st.next = page.next;
                         st.buffered.extend(page.events);
-                        if st.buffered.is_empty() && !moved {
-                            tokio::time::sleep(st.wait).await;
-                            st.wait = (st.wait * 2).min(POLL_IDLE_MAX);
-                        } else {
-                            st.wait = POLL;
+                        if st.buffered.is_empty() && !moved && st.commits.changed().await.is_err() {
+                            return None;
                         }
                     }
                     Err(e) => {

@@ -14,7 +14,11 @@
 //!   that writes, and the group's last version is written in the same
 //!   batch, so versions are monotonic across restarts;
 //! - a caller is answered only after its group reached holt (or failed
-//!   as a whole, in which case none of it is visible).
+//!   as a whole, in which case none of it is visible);
+//! - `applied` carries the commit version of the last group that wrote
+//!   something, sent after that group reached holt: a reader woken by it
+//!   sees the group's writes (watch streams wait on it instead of
+//!   polling).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -58,6 +62,7 @@ pub(crate) struct Committer {
     queue: Mutex<Queue>,
     wake: Condvar,
     state: Mutex<CommitState>,
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Committer {
@@ -70,6 +75,7 @@ impl Committer {
                 leader: false,
             }),
             wake: Condvar::new(),
+            applied: tokio::sync::watch::Sender::new(version),
             state: Mutex::new(CommitState {
                 version,
                 alloc,
@@ -82,6 +88,12 @@ impl Committer {
     /// Commit version of the last committed command.
     pub fn version(&self) -> u64 {
         self.state.lock().version
+    }
+
+    /// Changes after every group that wrote something (to its commit
+    /// version), once the group is in holt.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// The live snapshots as of the last group.
@@ -254,6 +266,7 @@ impl Committer {
             match engine.apply(&refs, &extra) {
                 Ok(true) => {
                     state.alloc.commit();
+                    self.applied.send_replace(state.version);
                     Ok(())
                 }
                 Ok(false) => Err(Error::Metadata(

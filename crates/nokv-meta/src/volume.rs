@@ -596,6 +596,14 @@ impl Volume {
         )
     }
 
+    /// A receiver that changes after every command group that wrote
+    /// something, once it is committed: watch consumers wait on it
+    /// instead of polling the log (an idle follower then costs nothing).
+    /// Only the latest version is kept; changes in between coalesce.
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.committer.subscribe()
+    }
+
     /// The `seq` a consumer starting now should resume from (one past the
     /// last event written).
     pub fn watch_head(&self) -> u64 {

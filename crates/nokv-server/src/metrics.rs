@@ -25,6 +25,8 @@ pub(crate) struct Metrics {
     pub inflight: IntGauge,
     commit_version: IntGauge,
     reader_leases: IntGauge,
+    /// Watch streams: reads of the log made for them, pages pushed.
+    pub watch: IntCounterVec,
     holt: Mutex<(Option<Instant>, Gauges)>,
 }
 
@@ -101,8 +103,17 @@ impl Metrics {
             "Reader leases live now (each holds back GC of blocks queued after its since)",
         )
         .expect("static metric definition");
+        let watch = IntCounterVec::new(
+            Opts::new(
+                "nokv_watch_stream_total",
+                "Watch streams: log reads made for them (read) and pages pushed (page)",
+            ),
+            &["what"],
+        )
+        .expect("static metric definition");
         for c in [
             Box::new(ops.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(watch.clone()),
             Box::new(latency.clone()),
             Box::new(batch_ops.clone()),
             Box::new(refused.clone()),
@@ -121,6 +132,7 @@ impl Metrics {
             inflight,
             commit_version,
             reader_leases,
+            watch,
             holt: Mutex::new((None, Vec::new())),
         }
     }

@@ -56,15 +56,21 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Metadata(format!("metadata task failed: {e}")))
 }
 
-/// How often a caught-up watch stream looks for new events (in-process:
-/// a page read, no round trip).
-const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+/// The shortest gap between two pages of one watch stream under a
+/// steady stream of changes: commits that land within it go out as one
+/// page (fewer, fuller pages and wakeups for both ends).
+const WATCH_COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
 
 struct WatchState {
     vol: Volume,
     prefix: nokv_types::NokvPath,
     next: u64,
     stop: tokio_util::sync::CancellationToken,
+    /// Woken by every commit that wrote something: a caught-up stream
+    /// waits here, so an idle follower costs the server nothing.
+    commits: tokio::sync::watch::Receiver<u64>,
+    last_page: Option<Instant>,
+    metrics: Arc<Metrics>,
     done: bool,
 }
 
@@ -75,16 +81,34 @@ async fn next_watch_page(
         if st.done || st.stop.is_cancelled() {
             return None;
         }
+        // Marked seen before the read: a commit after it wakes us below.
+        st.commits.borrow_and_update();
+        st.metrics.watch.with_label_values(&["read"]).inc();
         match st.vol.watch_page(st.next, &st.prefix, 1024) {
             Ok(page) => {
                 let moved = page.next != st.next;
                 st.next = page.next;
                 if !page.events.is_empty() {
+                    st.metrics.watch.with_label_values(&["page"]).inc();
+                    st.last_page = Some(Instant::now());
                     return Some((Ok(nokv_proto::encode_watch_page(page)), st));
                 }
                 if !moved {
+                    // Under a steady stream of changes, look again one gap
+                    // after the last page (one timer wake per page); when
+                    // changes stop, wait for the next commit.
+                    let gap = st
+                        .last_page
+                        .and_then(|t| WATCH_COALESCE.checked_sub(t.elapsed()));
                     tokio::select! {
-                        _ = tokio::time::sleep(WATCH_POLL) => {}
+                        _ = tokio::time::sleep(gap.unwrap_or_default()), if gap.is_some() => {
+                            st.last_page = None;
+                        }
+                        changed = st.commits.changed(), if gap.is_none() => {
+                            if changed.is_err() {
+                                return None;
+                            }
+                        }
                         _ = st.stop.cancelled() => return None,
                     }
                 }
@@ -115,10 +139,13 @@ impl Metadata for Service {
             .watch_page(r.from, &prefix, 1)
             .map_err(|e| status_from_error(&e))?;
         let state = WatchState {
+            commits: self.vol.subscribe_commits(),
             vol: self.vol.clone(),
             prefix,
             next: r.from,
             stop: self.stop.clone(),
+            last_page: None,
+            metrics: self.metrics.clone(),
             done: false,
         };
         Ok(Response::new(Box::pin(futures::stream::unfold(
