@@ -224,12 +224,13 @@ impl Shared {
 
     /// NoKV patch: whether the flusher may sleep for `IDLE_POLL`: no sync
     /// target is outstanding and the undrained async bytes are below
-    /// `ASYNC_WAKE_BYTES`. Draining async records sooner buys nothing:
-    /// the flusher only copies them from this ring into the WAL writer's
+    /// `ASYNC_WAKE_BYTES`. Draining async records sooner buys little: the
+    /// flusher only copies them from this ring into the WAL writer's
     /// buffer, which reaches the file when 64 KB have gathered (or a sync
-    /// or checkpoint drains it), so the crash window of an async record is
-    /// the same either way. What promptness did cost was a flusher wake
-    /// (a futex wake and two context switches) per single change.
+    /// or checkpoint drains it); a process crash loses what sits in either
+    /// buffer. Sleeping lets a record wait here up to `IDLE_POLL` longer;
+    /// promptness cost a flusher wake (a futex wake and two context
+    /// switches) per single change.
     fn flusher_may_sleep(&self) -> bool {
         !self.sync_pending()
             && self.ring.committed_addr().saturating_sub(self.ring.flush_cursor()) < ASYNC_WAKE_BYTES
