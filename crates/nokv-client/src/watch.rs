@@ -5,7 +5,7 @@
 
 use futures::stream::{self, BoxStream, StreamExt};
 use nokv_meta::{MetaOp, MetaReply};
-use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND};
+use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND, WATCH_PAGE_GAP};
 
 use crate::client::{expect_reply, Client};
 
@@ -64,7 +64,8 @@ impl Client {
     }
 
     /// Pages of the embedded log: read, and when caught up, wait for the
-    /// next commit that wrote something.
+    /// next commit that wrote something (under a steady stream of changes,
+    /// read again one `WATCH_PAGE_GAP` after the last page instead).
     fn follow_log(
         &self,
         prefix: &str,
@@ -78,6 +79,7 @@ impl Client {
             buffered: std::collections::VecDeque<WatchEvent>,
             failed: bool,
             commits: tokio::sync::watch::Receiver<u64>,
+            last_page: Option<std::time::Instant>,
         }
         let state = State {
             commits,
@@ -86,6 +88,7 @@ impl Client {
             next: from,
             buffered: Default::default(),
             failed: false,
+            last_page: None,
         };
         stream::unfold(state, |mut st| async move {
             loop {
@@ -101,9 +104,25 @@ impl Client {
                     Ok(page) => {
                         let moved = page.next != st.next;
                         st.next = page.next;
+                        if !page.events.is_empty() {
+                            st.last_page = Some(std::time::Instant::now());
+                        }
                         st.buffered.extend(page.events);
-                        if st.buffered.is_empty() && !moved && st.commits.changed().await.is_err() {
-                            return None;
+                        if st.buffered.is_empty() && !moved {
+                            let gap = st
+                                .last_page
+                                .and_then(|t| WATCH_PAGE_GAP.checked_sub(t.elapsed()));
+                            match gap {
+                                Some(gap) => {
+                                    tokio::time::sleep(gap).await;
+                                    st.last_page = None;
+                                }
+                                None => {
+                                    if st.commits.changed().await.is_err() {
+                                        return None;
+                                    }
+                                }
+                            }
                         }
                     }
                     Err(e) => {

@@ -56,11 +56,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Metadata(format!("metadata task failed: {e}")))
 }
 
-/// The shortest gap between two pages of one watch stream under a
-/// steady stream of changes: commits that land within it go out as one
-/// page (fewer, fuller pages and wakeups for both ends).
-const WATCH_COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
-
 struct WatchState {
     vol: Volume,
     prefix: nokv_types::NokvPath,
@@ -99,7 +94,7 @@ async fn next_watch_page(
                     // changes stop, wait for the next commit.
                     let gap = st
                         .last_page
-                        .and_then(|t| WATCH_COALESCE.checked_sub(t.elapsed()));
+                        .and_then(|t| nokv_types::WATCH_PAGE_GAP.checked_sub(t.elapsed()));
                     tokio::select! {
                         _ = tokio::time::sleep(gap.unwrap_or_default()), if gap.is_some() => {
                             st.last_page = None;
