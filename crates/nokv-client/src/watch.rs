@@ -4,8 +4,9 @@
 //! with `from = seq + 1` after any restart and misses nothing.
 
 use futures::stream::{self, BoxStream, StreamExt};
+use nokv_meta::FollowPace;
 use nokv_meta::{MetaOp, MetaReply};
-use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND, WATCH_PAGE_GAP};
+use nokv_types::{Result, WatchEvent, WatchPage, EVENTS_PER_COMMAND};
 
 use crate::client::{expect_reply, Client};
 
@@ -37,7 +38,7 @@ impl Client {
         let remote = match &self.inner.meta {
             crate::meta::Meta::Remote(remote) => remote,
             crate::meta::Meta::Embedded(vol) => {
-                return self.follow_log(prefix, from, vol.subscribe_commits())
+                return self.follow_log(prefix, from, FollowPace::new(vol))
             }
         };
         let remote = remote.clone();
@@ -63,14 +64,12 @@ impl Client {
             .boxed()
     }
 
-    /// Pages of the embedded log: read, and when caught up, wait for the
-    /// next commit that wrote something (under a steady stream of changes,
-    /// read again one `WATCH_PAGE_GAP` after the last page instead).
+    /// Pages of the embedded log, read at `pace`.
     fn follow_log(
         &self,
         prefix: &str,
         from: u64,
-        commits: tokio::sync::watch::Receiver<u64>,
+        pace: FollowPace,
     ) -> BoxStream<'static, Result<WatchEvent>> {
         struct State {
             client: Client,
@@ -78,17 +77,15 @@ impl Client {
             next: u64,
             buffered: std::collections::VecDeque<WatchEvent>,
             failed: bool,
-            commits: tokio::sync::watch::Receiver<u64>,
-            last_page: Option<std::time::Instant>,
+            pace: FollowPace,
         }
         let state = State {
-            commits,
+            pace,
             client: self.clone(),
             prefix: prefix.to_string(),
             next: from,
             buffered: Default::default(),
             failed: false,
-            last_page: None,
         };
         stream::unfold(state, |mut st| async move {
             loop {
@@ -98,31 +95,17 @@ impl Client {
                 if let Some(e) = st.buffered.pop_front() {
                     return Some((Ok(e), st));
                 }
-                // Marked seen before the read: a commit after it wakes us.
-                st.commits.borrow_and_update();
+                st.pace.before_read();
                 match st.client.watch_page(&st.prefix, st.next, 1024).await {
                     Ok(page) => {
                         let moved = page.next != st.next;
                         st.next = page.next;
                         if !page.events.is_empty() {
-                            st.last_page = Some(std::time::Instant::now());
+                            st.pace.page_read();
                         }
                         st.buffered.extend(page.events);
-                        if st.buffered.is_empty() && !moved {
-                            let gap = st
-                                .last_page
-                                .and_then(|t| WATCH_PAGE_GAP.checked_sub(t.elapsed()));
-                            match gap {
-                                Some(gap) => {
-                                    tokio::time::sleep(gap).await;
-                                    st.last_page = None;
-                                }
-                                None => {
-                                    if st.commits.changed().await.is_err() {
-                                        return None;
-                                    }
-                                }
-                            }
+                        if st.buffered.is_empty() && !moved && !st.pace.wait().await {
+                            return None;
                         }
                     }
                     Err(e) => {

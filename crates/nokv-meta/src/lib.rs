@@ -11,6 +11,7 @@ mod bodies;
 mod command;
 mod committer;
 mod engine;
+mod follow;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod gcq;
@@ -28,6 +29,7 @@ mod volume;
 mod watch;
 
 pub use engine::Durability;
+pub use follow::{FollowPace, WATCH_PAGE_GAP};
 pub use gcq::{GcEntry, GcId};
 pub use namespace::create::{Owner, MAX_SYMLINK_TARGET};
 pub use namespace::list::{DirEntry, DirEntryPlus, DirPage};

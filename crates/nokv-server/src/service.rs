@@ -61,10 +61,9 @@ struct WatchState {
     prefix: nokv_types::NokvPath,
     next: u64,
     stop: tokio_util::sync::CancellationToken,
-    /// Woken by every commit that wrote something: a caught-up stream
-    /// waits here, so an idle follower costs the server nothing.
-    commits: tokio::sync::watch::Receiver<u64>,
-    last_page: Option<Instant>,
+    /// When to read again (woken by commits: an idle follower costs the
+    /// server nothing).
+    pace: nokv_meta::FollowPace,
     metrics: Arc<Metrics>,
     done: bool,
 }
@@ -76,8 +75,7 @@ async fn next_watch_page(
         if st.done || st.stop.is_cancelled() {
             return None;
         }
-        // Marked seen before the read: a commit after it wakes us below.
-        st.commits.borrow_and_update();
+        st.pace.before_read();
         st.metrics.watch.with_label_values(&["read"]).inc();
         match st.vol.watch_page(st.next, &st.prefix, 1024) {
             Ok(page) => {
@@ -85,22 +83,13 @@ async fn next_watch_page(
                 st.next = page.next;
                 if !page.events.is_empty() {
                     st.metrics.watch.with_label_values(&["page"]).inc();
-                    st.last_page = Some(Instant::now());
+                    st.pace.page_read();
                     return Some((Ok(nokv_proto::encode_watch_page(page)), st));
                 }
                 if !moved {
-                    // Under a steady stream of changes, look again one gap
-                    // after the last page (one timer wake per page); when
-                    // changes stop, wait for the next commit.
-                    let gap = st
-                        .last_page
-                        .and_then(|t| nokv_types::WATCH_PAGE_GAP.checked_sub(t.elapsed()));
                     tokio::select! {
-                        _ = tokio::time::sleep(gap.unwrap_or_default()), if gap.is_some() => {
-                            st.last_page = None;
-                        }
-                        changed = st.commits.changed(), if gap.is_none() => {
-                            if changed.is_err() {
+                        more = st.pace.wait() => {
+                            if !more {
                                 return None;
                             }
                         }
@@ -134,12 +123,11 @@ impl Metadata for Service {
             .watch_page(r.from, &prefix, 1)
             .map_err(|e| status_from_error(&e))?;
         let state = WatchState {
-            commits: self.vol.subscribe_commits(),
+            pace: nokv_meta::FollowPace::new(&self.vol),
             vol: self.vol.clone(),
             prefix,
             next: r.from,
             stop: self.stop.clone(),
-            last_page: None,
             metrics: self.metrics.clone(),
             done: false,
         };

@@ -21,4 +21,4 @@ pub use body::{
 pub use error::{Error, Result};
 pub use location::{ObjectLocation, S3Location};
 pub use name::{validate_name, NokvPath, MAX_NAME_LEN};
-pub use watch::{EventKind, WatchEvent, WatchPage, EVENTS_PER_COMMAND, WATCH_PAGE_GAP};
+pub use watch::{EventKind, WatchEvent, WatchPage, EVENTS_PER_COMMAND};

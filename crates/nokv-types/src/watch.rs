@@ -14,12 +14,6 @@ use crate::body::Digest;
 /// Events one command may emit at most.
 pub const EVENTS_PER_COMMAND: u64 = 256;
 
-/// The shortest gap between two pages a follower reads under a steady
-/// stream of changes: commits that land within it are taken as one page
-/// (fewer, fuller pages and wake-ups). A follower that has caught up and
-/// sees no change waits for the next commit instead.
-pub const WATCH_PAGE_GAP: std::time::Duration = std::time::Duration::from_millis(2);
-
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
