@@ -198,6 +198,7 @@ fn every_op() -> Vec<MetaOp> {
             body,
             upload: 1,
             if_generation: None,
+            mtime: None,
         },
     ];
     for op in &ops {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nokv_meta::{MetaOp, MetaReply, Owner, RenameMode};
 use nokv_object::read_range;
-use nokv_types::{Attr, BlockRef, Body, Result, SetAttr};
+use nokv_types::{Attr, BlockRef, Body, Result, SetAttr, Timestamp};
 use tokio::io::AsyncRead;
 
 use crate::client::{expect_reply, Client};
@@ -194,7 +194,7 @@ impl Client {
             None,
             if_generation,
             progress,
-            publish_ino_op(ino, if_generation),
+            publish_ino_op(ino, if_generation, None),
         )
         .await
     }
@@ -205,7 +205,9 @@ impl Client {
     /// The staged upload is consumed either way (published, or its
     /// objects discarded when the publish is refused). When it has a
     /// prefix ([`crate::StagedUpload::set_prefix`]), `reader` yields only
-    /// the bytes after the prefix's blocks.
+    /// the bytes after the prefix's blocks. `mtime` is the new
+    /// generation's mtime (a writer's last write, or a time set on the
+    /// open file); `None` means the commit time.
     pub async fn publish_ino_staged<R>(
         &self,
         ino: u64,
@@ -213,6 +215,7 @@ impl Client {
         previous: Option<&Body>,
         staged: Option<crate::StagedUpload>,
         if_generation: Option<u64>,
+        mtime: Option<Timestamp>,
     ) -> Result<PutOutcome>
     where
         R: AsyncRead + Unpin + Send,
@@ -223,7 +226,7 @@ impl Client {
             staged,
             if_generation,
             None,
-            publish_ino_op(ino, if_generation),
+            publish_ino_op(ino, if_generation, mtime),
         )
         .await
     }
@@ -231,11 +234,16 @@ impl Client {
 
 /// The command that publishes an uploaded body as the next generation
 /// of `ino`.
-fn publish_ino_op(ino: u64, if_generation: Option<u64>) -> impl Fn(Body, u64) -> MetaOp {
+fn publish_ino_op(
+    ino: u64,
+    if_generation: Option<u64>,
+    mtime: Option<Timestamp>,
+) -> impl Fn(Body, u64) -> MetaOp {
     move |body, upload| MetaOp::PublishIno {
         ino,
         body,
         upload,
         if_generation,
+        mtime,
     }
 }

@@ -63,5 +63,5 @@ pub use nokv_meta::{
 pub use nokv_object::{hash_in_order, BlockStoreOptions, Prefix, StoreCredentials};
 pub use nokv_types::{
     now_nanos, Attr, BlockRef, Body, Error, EventKind, FileKind, NokvPath, ObjectLocation, Result,
-    S3Location, SetAttr, WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,
+    S3Location, SetAttr, Timestamp, WatchEvent, WatchPage, DEFAULT_BLOCK_SIZE,
 };

@@ -146,6 +146,31 @@ async fn publish_by_inode_reuses_blocks_and_follows_renames(backend: Backend) {
         bytes.as_slice()
     );
 
+    // A writer's own mtime (`tar x` sets it on the open file) is the
+    // new generation's; the change time is still the commit's.
+    let before = nokv_client::now_nanos();
+    let old_mtime = 1_153_704_088_000_000_000;
+    let third = c
+        .publish_ino_staged(
+            f.ino,
+            bytes.as_slice(),
+            Some(&second.body),
+            None,
+            Some(2),
+            Some(old_mtime),
+        )
+        .await
+        .unwrap();
+    assert_eq!((third.attr.generation, third.attr.mtime), (3, old_mtime));
+    assert!(third.attr.ctime >= before, "{:?}", third.attr);
+    assert_eq!(c.getattr(f.ino).await.unwrap().mtime, old_mtime);
+    // Without one, the commit time.
+    let fourth = c
+        .publish_ino(f.ino, bytes.as_slice(), Some(&third.body), Some(3), None)
+        .await
+        .unwrap();
+    assert!(fourth.attr.mtime >= before, "{:?}", fourth.attr);
+
     // A stale generation guard is refused, nothing changes.
     let e = c
         .publish_ino(f.ino, &b"x"[..], None, Some(1), None)
@@ -167,6 +192,7 @@ async fn publish_by_inode_reuses_blocks_and_follows_renames(backend: Backend) {
             body: first.body.clone(),
             upload,
             if_generation: None,
+            mtime: None,
         }])
         .await;
     assert!(
@@ -174,7 +200,7 @@ async fn publish_by_inode_reuses_blocks_and_follows_renames(backend: Backend) {
         "{:?}",
         stale[0]
     );
-    assert_eq!(c.getattr(f.ino).await.unwrap().generation, 2);
+    assert_eq!(c.getattr(f.ino).await.unwrap().generation, 4);
 
     // Directories and missing inodes are refused.
     let e = c

@@ -6,7 +6,7 @@
 //! same semantic code, and the transport only moves ops and replies.
 //! Path-level ops resolve their paths here, server-side: one round trip.
 
-use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr, WatchPage};
+use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr, Timestamp, WatchPage};
 use serde::{Deserialize, Serialize};
 
 use crate::command::Txn;
@@ -230,12 +230,15 @@ pub enum MetaOp {
     },
     /// Publishes `body` as the new generation of existing file `ino`
     /// (whatever names it has now: a file renamed while open is still
-    /// the one published).
+    /// the one published). `mtime` is the new generation's mtime (a
+    /// writer's last write, or a time it set explicitly); `None` means the
+    /// commit time.
     PublishIno {
         ino: u64,
         body: Body,
         upload: u64,
         if_generation: Option<u64>,
+        mtime: Option<Timestamp>,
     },
 }
 
@@ -688,12 +691,14 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             body,
             upload,
             if_generation,
+            mtime,
         } => MetaReply::Published(crate::publish::publish_ino(
             txn,
             ino,
             body,
             upload,
             if_generation,
+            mtime,
             bs,
         )?),
         other => return Err(Error::Metadata(format!("{} is not a change", other.name()))),

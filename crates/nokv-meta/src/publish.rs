@@ -18,7 +18,9 @@
 
 use std::collections::HashSet;
 
-use nokv_types::{validate_name, Attr, Body, Error, EventKind, FileKind, Result, MAX_BLOCK_SIZE};
+use nokv_types::{
+    validate_name, Attr, Body, Error, EventKind, FileKind, Result, Timestamp, MAX_BLOCK_SIZE,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::bodies::{read_body, release_body, summary_of, write_manifest};
@@ -232,6 +234,7 @@ pub(crate) fn publish_ino(
     body: Body,
     upload: u64,
     if_generation: Option<u64>,
+    mtime: Option<Timestamp>,
     block_size: u32,
 ) -> Result<PublishOutcome> {
     check_body(&body)?;
@@ -283,7 +286,7 @@ pub(crate) fn publish_ino(
     data.generation += 1;
     data.size = body.size;
     data.body = Some(summary_of(&body));
-    data.mtime = now;
+    data.mtime = mtime.unwrap_or(now);
     data.ctime = now;
     write_manifest(txn, ino, data.generation, &body)?;
     store_inode(txn, ino, &loc, &data)?;

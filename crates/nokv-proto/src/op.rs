@@ -185,11 +185,13 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
             body,
             upload,
             if_generation,
+            mtime,
         } => P::PublishIno(pb::PublishInoOp {
             ino,
             body: Some(body_to(body)),
             upload,
             if_generation,
+            mtime,
         }),
     };
     pb::Op { op: Some(op) }
@@ -372,6 +374,7 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
             body: body_from(o.body)?,
             upload: o.upload,
             if_generation: o.if_generation,
+            mtime: o.mtime,
         },
     })
 }

@@ -364,14 +364,22 @@ fn inode_op() -> impl Strategy<Value = MetaOp> {
                 }
             }),
         any::<u64>().prop_map(|ino| MetaOp::ReadlinkIno { ino }),
-        (any::<u64>(), body(), any::<u64>(), any::<Option<u64>>()).prop_map(
-            |(ino, body, upload, if_generation)| MetaOp::PublishIno {
-                ino,
-                body,
-                upload,
-                if_generation
-            }
-        ),
+        (
+            any::<u64>(),
+            body(),
+            any::<u64>(),
+            any::<Option<u64>>(),
+            any::<Option<i64>>()
+        )
+            .prop_map(
+                |(ino, body, upload, if_generation, mtime)| MetaOp::PublishIno {
+                    ino,
+                    body,
+                    upload,
+                    if_generation,
+                    mtime,
+                }
+            ),
     ]
 }
 

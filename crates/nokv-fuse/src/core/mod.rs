@@ -46,6 +46,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nokv_client::{
     Attr, Body, Client, DirEntryPlus, Error, FileKind, Owner, RenameMode, Result, SetAttr,
+    Timestamp,
 };
 use parking_lot::Mutex;
 
@@ -443,6 +444,9 @@ impl FsCore {
                 _ => self.truncate_now(ino, size).await?,
             }
         }
+        if let Some(mtime) = meta.mtime {
+            self.set_unpublished_mtime(ino, mtime);
+        }
         let attr = if has_meta {
             let r = self.client.setattr_ino(ino, meta).await;
             self.attr_changed(&[ino]);
@@ -451,6 +455,18 @@ impl FsCore {
             self.client.getattr(ino).await?
         };
         Ok(self.overlay(attr))
+    }
+
+    /// An explicit mtime outlives the unpublished writes before it: every
+    /// dirty handle on `ino` publishes it unless it writes again.
+    fn set_unpublished_mtime(&self, ino: u64, mtime: Timestamp) {
+        for f in self.files.lock().values() {
+            if let OpenFile::Write(w) = &**f {
+                if w.ino == ino && w.dirty.load(Ordering::Acquire) {
+                    w.mtime.store(mtime, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// Truncates a file that this call has no handle for: size 0 is one
@@ -476,7 +492,7 @@ impl FsCore {
         let base = (attr.generation > 0).then_some(body);
         let mut spool = Spool::new(&self.opts.spool_dir, self.block_size(), base, false)?;
         spool.truncate(size)?;
-        spool.publish(&self.client, ino).await?;
+        spool.publish(&self.client, ino, None).await?;
         Ok(())
     }
 
@@ -857,7 +873,11 @@ impl FsCore {
         if !spool.is_dirty() {
             return Ok(());
         }
-        let published = spool.publish(&self.client, w.ino).await;
+        // The file keeps the mtime its writer last gave it (a write, or
+        // a utimens on the open file as `tar x` and `cp -p` do), as on
+        // a local disk, where close never changes mtime.
+        let mtime = w.mtime.load(Ordering::Relaxed);
+        let published = spool.publish(&self.client, w.ino, Some(mtime)).await;
         w.dirty.store(spool.is_dirty(), Ordering::Release);
         published.map(|_| ())
     }

@@ -112,6 +112,49 @@ async fn writes_are_private_until_flush_then_one_generation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_keeps_the_mtime_the_writer_gave_the_file() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"f", owner(), true, W).await.unwrap();
+    t.core.write(fh, 0, b"archived bytes").await.unwrap();
+    // `tar x` and `cp -p`: write, set the original mtime on the open
+    // file, close. The kernel sees it at once, and close keeps it.
+    let old = 1_153_704_088_000_000_000;
+    let set_old = SetAttr {
+        mtime: Some(old),
+        ..SetAttr::default()
+    };
+    let seen = t
+        .core
+        .setattr(attr.ino, Some(fh), set_old.clone())
+        .await
+        .unwrap();
+    assert_eq!(seen.mtime, old);
+    t.core.release(fh).await.unwrap();
+    let a = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!((a.generation, a.mtime), (1, old));
+
+    // A write after the explicit time is newer, as on a local disk.
+    let fh = t.core.open(attr.ino, W).await.unwrap();
+    t.core.setattr(attr.ino, Some(fh), set_old).await.unwrap();
+    let before_write = nokv_client::now_nanos();
+    t.core.write(fh, 0, b"changed").await.unwrap();
+    t.core.release(fh).await.unwrap();
+    let a = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!(a.generation, 2);
+    assert!(a.mtime >= before_write, "{} < {before_write}", a.mtime);
+
+    // Without a utimens, the file's mtime is its last write, not the
+    // (later) close.
+    let fh = t.core.open(attr.ino, W).await.unwrap();
+    t.core.write(fh, 0, b"third").await.unwrap();
+    let written = t.core.getattr(attr.ino).await.unwrap().mtime;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    t.core.release(fh).await.unwrap();
+    let a = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!((a.generation, a.mtime), (3, written));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_change_reuses_the_unchanged_blocks() {
     let t = core().await;
     let (attr, fh) = t.core.create(ROOT, b"big", owner(), true, W).await.unwrap();
