@@ -365,4 +365,12 @@ pub struct MountArgs {
     /// changes)
     #[arg(long)]
     pub no_dir_cache: bool,
+    /// Let close return before the file is published: the publish runs
+    /// in the background (up to 32 at once), so writing many small files
+    /// does not wait for the object store once per file. Until it ends,
+    /// the new bytes are visible in this mount only, and a crash of the
+    /// mount loses them; fsync still waits, and an unmount publishes
+    /// everything first
+    #[arg(long)]
+    pub async_close: bool,
 }

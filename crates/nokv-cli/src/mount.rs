@@ -47,6 +47,7 @@ pub async fn mount(global: &Global, args: MountArgs) -> Result<()> {
             dir_cache: remote && !args.no_dir_cache,
             dir_attr_max_age: Duration::from_secs_f64(ttl),
             reader_leases: (!args.no_reader_leases).then_some(READER_LEASE_TTL),
+            async_close: args.async_close,
         },
         threads: args.threads,
         fsname: format!("nokv:{}", info.volume_id),

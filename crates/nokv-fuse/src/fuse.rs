@@ -459,7 +459,7 @@ impl Filesystem for NokvFs {
         }
         let ctx = self.ctx();
         self.spawn(async move {
-            let r = ctx.core.flush(fh.0).await;
+            let r = ctx.core.close(fh.0).await;
             ctx.empty(reply, r)
         });
     }
@@ -475,6 +475,11 @@ impl Filesystem for NokvFs {
         reply: ReplyEmpty,
     ) {
         if self.core.release_if_clean(fh.0) {
+            reply.ok();
+            return;
+        }
+        if self.core.closes_in_background() {
+            self.core.clone().release_in_background(fh.0, &self.rt);
             reply.ok();
             return;
         }

@@ -25,8 +25,12 @@
 //!   keeps its blocks from GC while it is open (`leases.rs`);
 //! - with `dir_cache`, a directory's attributes may also be answered
 //!   locally (`dirattrs.rs`): as of the watch stream's position plus this
-//!   mount's own commands, which tell that cache what they changed.
+//!   mount's own commands, which tell that cache what they changed;
+//! - with `async_close`, release publishes in the background
+//!   (`after_close.rs`): the handle stays open here until its publish
+//!   ends, and opening or truncating that inode waits for it.
 
+mod after_close;
 pub mod dirattrs;
 pub mod dircache;
 mod follows;
@@ -82,6 +86,9 @@ pub struct FsOptions {
     /// follower must be fed with `FsCore::watch_caches` and the lease
     /// kept by `ReaderLeases::keep`). None: off.
     pub reader_leases: Option<std::time::Duration>,
+    /// Publish a closed file's writes in the background: `close` returns
+    /// before the publish (`after_close.rs`); `fsync` still waits.
+    pub async_close: bool,
 }
 
 impl Default for FsOptions {
@@ -94,6 +101,7 @@ impl Default for FsOptions {
             dir_cache: false,
             dir_attr_max_age: std::time::Duration::from_secs(1),
             reader_leases: None,
+            async_close: false,
         }
     }
 }
@@ -154,6 +162,7 @@ pub struct FsCore {
     dircache: Option<Arc<DirCache>>,
     dirattrs: Option<Arc<DirAttrs>>,
     leases: Option<Arc<ReaderLeases>>,
+    after_close: Option<Arc<after_close::AfterClose>>,
 }
 
 fn read_only() -> Error {
@@ -206,10 +215,16 @@ impl FsCore {
             .reader_leases
             .filter(|_| opts.snapshot.is_none())
             .map(|ttl| Arc::new(ReaderLeases::new(ttl)));
+        let after_close = (opts.async_close && live_rw).then(|| {
+            Arc::new(after_close::AfterClose::new(
+                after_close::DEFAULT_PENDING_LIMIT,
+            ))
+        });
         Ok(FsCore {
             dircache,
             dirattrs,
             leases,
+            after_close,
             client,
             reads,
             opts,
@@ -473,6 +488,7 @@ impl FsCore {
     /// metadata command; other sizes publish a new generation that
     /// reuses every unchanged block.
     async fn truncate_now(&self, ino: u64, size: u64) -> Result<()> {
+        self.wait_published(ino).await;
         if size == 0 {
             self.client
                 .setattr_ino(
@@ -642,7 +658,12 @@ impl FsCore {
                 let r = self.client.create_at(parent, name, owner, false).await;
                 // Made or found: unknown.
                 self.attr_changed(&[parent]);
-                r?
+                let attr = r?;
+                if self.wait_published(attr.ino).await {
+                    self.reads.getattr(attr.ino).await?
+                } else {
+                    attr
+                }
             }
             Err(e) => {
                 self.attr_changed(&[parent]);
@@ -669,6 +690,7 @@ impl FsCore {
         if intent.write || intent.truncate {
             self.writable()?;
         }
+        self.wait_published(ino).await;
         let attr = self.reads.getattr(ino).await?;
         self.open_attr(&attr, intent).await
     }
@@ -886,21 +908,83 @@ impl FsCore {
     /// removed while open has nowhere to publish: its writes are dropped,
     /// as on a local disk.
     pub async fn release(&self, fh: u64) -> Result<()> {
-        let file = self.files.lock().remove(&fh);
+        let file = self.files.lock().get(&fh).cloned();
         let Some(file) = file else {
             return Ok(());
         };
-        self.closed(fh);
-        if let OpenFile::Write(w) = &*file {
-            match self.publish(w).await {
-                Ok(()) => {}
+        // Published before it leaves `files`: until then getattr shows
+        // its size and mtime, and an unmount would publish it.
+        let published = match &*file {
+            OpenFile::Write(w) => match self.publish(w).await {
                 Err(Error::NotFound(_)) => {
-                    tracing::debug!("inode {} was removed while open: writes dropped", w.ino)
+                    tracing::debug!("inode {} was removed while open: writes dropped", w.ino);
+                    Ok(())
                 }
-                Err(e) => return Err(e),
+                r => r,
+            },
+            OpenFile::Read(_) => Ok(()),
+        };
+        self.files.lock().remove(&fh);
+        self.closed(fh);
+        published
+    }
+
+    /// True when closes publish in the background (`async_close`).
+    pub fn closes_in_background(&self) -> bool {
+        self.after_close.is_some()
+    }
+
+    /// A close (the kernel's FLUSH) of `fh`: publishes its writes, or
+    /// with `async_close` leaves them to the release, waiting only while
+    /// too many publishes are in flight.
+    pub async fn close(&self, fh: u64) -> Result<()> {
+        match &self.after_close {
+            Some(after) => {
+                after.wait_room().await;
+                Ok(())
             }
+            None => self.flush(fh).await,
         }
-        Ok(())
+    }
+
+    /// Releases `fh` and publishes its writes in a task on `rt` (with
+    /// `async_close`, the inode counts as pending from this call on;
+    /// otherwise the same as awaiting [`FsCore::release`] in a task).
+    pub fn release_in_background(self: Arc<Self>, fh: u64, rt: &tokio::runtime::Handle) {
+        let ino = match self.files.lock().get(&fh).map(|f| &**f) {
+            Some(OpenFile::Write(w)) => Some(w.ino),
+            _ => None,
+        };
+        let after = self.after_close.clone().filter(|_| ino.is_some());
+        if let (Some(after), Some(ino)) = (&after, ino) {
+            after.begin(ino);
+        }
+        rt.spawn(async move {
+            if let Err(e) = self.release(fh).await {
+                tracing::error!(
+                    "inode {}: publishing after close failed, its writes are lost: {e}",
+                    ino.unwrap_or_default()
+                );
+                if let Some(after) = &after {
+                    after.failed();
+                }
+            }
+            if let (Some(after), Some(ino)) = (after, ino) {
+                after.end(ino);
+            }
+        });
+    }
+
+    /// Waits for this mount's background publishes of `ino`; true if
+    /// there were any (the caller's view of `ino` may be stale).
+    async fn wait_published(&self, ino: u64) -> bool {
+        match &self.after_close {
+            Some(after) if after.is_pending(ino) => {
+                after.wait_ino(ino).await;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Publishes every handle's unpublished writes (before an unmount).
@@ -918,6 +1002,11 @@ impl FsCore {
                     }
                 }
             }
+        }
+        // Every spool is clean now; background releases only finish.
+        if let Some(after) = &self.after_close {
+            after.wait_idle().await;
+            failed += after.take_failed();
         }
         failed
     }

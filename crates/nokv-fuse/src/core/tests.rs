@@ -155,6 +155,71 @@ async fn close_keeps_the_mtime_the_writer_gave_the_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_close_publishes_in_the_background_and_reads_back_as_closed() {
+    let T { _dir, core, client } = core_with(FsOptions {
+        async_close: true,
+        ..FsOptions::default()
+    })
+    .await;
+    let core = std::sync::Arc::new(core);
+    let rt = tokio::runtime::Handle::current();
+    let close = |fh: u64| {
+        let core = core.clone();
+        let rt = rt.clone();
+        async move {
+            core.close(fh).await.unwrap();
+            core.release_in_background(fh, &rt);
+        }
+    };
+    // More files than the limit of publishes in flight.
+    let n = super::after_close::DEFAULT_PENDING_LIMIT * 2 + 5;
+    let mut files = Vec::new();
+    for i in 0..n {
+        let name = format!("f{i}");
+        let (attr, fh) = core
+            .create(ROOT, name.as_bytes(), owner(), true, W)
+            .await
+            .unwrap();
+        let body = data(1000 + i * 37, i as u8);
+        core.write(fh, 0, &body).await.unwrap();
+        close(fh).await;
+        // Closed: this mount shows the file as written at once.
+        assert_eq!(
+            core.getattr(attr.ino).await.unwrap().size,
+            body.len() as u64
+        );
+        files.push((attr.ino, body));
+    }
+    // Opening waits for the file's publish: it reads back as closed.
+    for (ino, body) in &files[..3] {
+        let fh = core.open(*ino, R).await.unwrap();
+        let back = core.read(fh, 0, body.len() as u32 + 10).await.unwrap();
+        assert_eq!(&back[..], &body[..]);
+        core.release(fh).await.unwrap();
+    }
+    // A writer reopening a file starts from its closed bytes.
+    let (ino, body) = &files[4];
+    let fh = core.open(*ino, W).await.unwrap();
+    core.write(fh, body.len() as u64, b"tail").await.unwrap();
+    close(fh).await;
+    let fh = core.open(*ino, R).await.unwrap();
+    let back = core.read(fh, 0, body.len() as u32 + 10).await.unwrap();
+    assert_eq!(&back[..body.len()], &body[..]);
+    assert_eq!(&back[body.len()..], b"tail");
+    core.release(fh).await.unwrap();
+    // What an unmount does: every closed file is published.
+    assert_eq!(core.flush_all().await, 0);
+    for (i, (ino, body)) in files.iter().enumerate() {
+        let a = client.getattr(*ino).await.unwrap();
+        let want = if i == 4 { 2 } else { 1 };
+        assert_eq!(a.generation, want, "file {i}");
+        if i != 4 {
+            assert_eq!(a.size, body.len() as u64, "file {i}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_change_reuses_the_unchanged_blocks() {
     let t = core().await;
     let (attr, fh) = t.core.create(ROOT, b"big", owner(), true, W).await.unwrap();
