@@ -294,9 +294,16 @@ fn copy_tar_rsync_round_trips(backend: Backend) {
         diff -r $src/nokv-proto $out/back/tarx/nokv-proto
         # tar x and cp -p set each file's time on the open file before
         # closing it: the close keeps it (same listing as on local disk)
-        times() {{ (cd $1 && find . -type f -printf '%P %m %T@\n' | sort); }}
+        times() {{ (cd $1 && find . -type f -printf '%P %m %u:%g %T@\n' | sort); }}
         mkdir $out/tarx && tar -C $out/tarx -xf $out/src.tar
         [ "$(times $out/tarx)" = "$(times $mnt/tarx)" ]
+        # owners and setuid bits too (tar chowns, then chmods the open file)
+        mkdir $out/own && echo a > $out/own/a && echo b > $out/own/b
+        chown 1234:56 $out/own/a && chmod 4750 $out/own/a && chown 7:8 $out/own/b
+        tar -C $out/own -cf $out/own.tar . && mkdir $out/ownx $mnt/ownx
+        tar -C $out/ownx -xpf $out/own.tar && tar -C $mnt/ownx -xpf $out/own.tar
+        [ "$(times $out/ownx)" = "$(times $mnt/ownx)" ]
+        [ "$(stat -c %a:%u:%g $mnt/ownx/a)" = 4750:1234:56 ]
         cp -rp $src/nokv-types $mnt/cpp
         [ "$(times $src/nokv-types)" = "$(times $mnt/cpp)" ]
         rsync -a $src/nokv-client/ $mnt/rs/
@@ -317,6 +324,13 @@ fn copy_tar_rsync_round_trips(backend: Backend) {
     let want = std::fs::read(src.join("nokv-meta/src/ops.rs")).unwrap();
     let got = v.cmd().args(["cat", "/cp/src/ops.rs"]).output().unwrap();
     assert_eq!(got.stdout, want);
+    // The owner and mode tar set on the open file were published with it.
+    let a: serde_json::Value = serde_json::from_str(&v.ok(&["stat", "--json", "/ownx/a"])).unwrap();
+    assert_eq!(
+        (&a["mode"], &a["uid"], &a["gid"], &a["generation"]),
+        (&"4750".into(), &1234.into(), &56.into(), &1.into()),
+        "{a}"
+    );
     fsck_clean(&v);
 }
 

@@ -198,7 +198,10 @@ fn every_op() -> Vec<MetaOp> {
             body,
             upload: 1,
             if_generation: None,
-            mtime: None,
+            attrs: SetAttr {
+                mode: Some(0o600),
+                ..SetAttr::default()
+            },
         },
     ];
     for op in &ops {

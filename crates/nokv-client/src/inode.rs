@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nokv_meta::{MetaOp, MetaReply, Owner, RenameMode};
 use nokv_object::read_range;
-use nokv_types::{Attr, BlockRef, Body, Result, SetAttr, Timestamp};
+use nokv_types::{Attr, BlockRef, Body, Result, SetAttr};
 use tokio::io::AsyncRead;
 
 use crate::client::{expect_reply, Client};
@@ -194,7 +194,7 @@ impl Client {
             None,
             if_generation,
             progress,
-            publish_ino_op(ino, if_generation, None),
+            publish_ino_op(ino, if_generation, SetAttr::default()),
         )
         .await
     }
@@ -205,9 +205,11 @@ impl Client {
     /// The staged upload is consumed either way (published, or its
     /// objects discarded when the publish is refused). When it has a
     /// prefix ([`crate::StagedUpload::set_prefix`]), `reader` yields only
-    /// the bytes after the prefix's blocks. `mtime` is the new
-    /// generation's mtime (a writer's last write, or a time set on the
-    /// open file); `None` means the commit time.
+    /// the bytes after the prefix's blocks. `attrs` (mode, owner, times;
+    /// no size) are set with the new generation: what a writer did to the
+    /// open file (its last write's mtime, a chmod, `tar x`'s utimens).
+    /// Without an mtime in them, the new generation's mtime is the commit
+    /// time.
     pub async fn publish_ino_staged<R>(
         &self,
         ino: u64,
@@ -215,7 +217,7 @@ impl Client {
         previous: Option<&Body>,
         staged: Option<crate::StagedUpload>,
         if_generation: Option<u64>,
-        mtime: Option<Timestamp>,
+        attrs: SetAttr,
     ) -> Result<PutOutcome>
     where
         R: AsyncRead + Unpin + Send,
@@ -226,7 +228,7 @@ impl Client {
             staged,
             if_generation,
             None,
-            publish_ino_op(ino, if_generation, mtime),
+            publish_ino_op(ino, if_generation, attrs),
         )
         .await
     }
@@ -237,13 +239,13 @@ impl Client {
 fn publish_ino_op(
     ino: u64,
     if_generation: Option<u64>,
-    mtime: Option<Timestamp>,
+    attrs: SetAttr,
 ) -> impl Fn(Body, u64) -> MetaOp {
     move |body, upload| MetaOp::PublishIno {
         ino,
         body,
         upload,
         if_generation,
-        mtime,
+        attrs: attrs.clone(),
     }
 }

@@ -146,10 +146,36 @@ async fn publish_by_inode_reuses_blocks_and_follows_renames(backend: Backend) {
         bytes.as_slice()
     );
 
-    // A writer's own mtime (`tar x` sets it on the open file) is the
-    // new generation's; the change time is still the commit's.
+    // What a writer did to the open file (`tar x`: chown, chmod, the
+    // original mtime) is set with the new generation; the change time is
+    // still the commit's.
     let before = nokv_client::now_nanos();
     let old_mtime = 1_153_704_088_000_000_000;
+    let attrs = SetAttr {
+        mode: Some(0o4750),
+        uid: Some(1234),
+        gid: Some(56),
+        mtime: Some(old_mtime),
+        ..SetAttr::default()
+    };
+    // Bad attributes are refused and change nothing.
+    for bad in [
+        SetAttr {
+            size: Some(1),
+            ..attrs.clone()
+        },
+        SetAttr {
+            mode: Some(0o170_000),
+            ..attrs.clone()
+        },
+    ] {
+        let e = c
+            .publish_ino_staged(f.ino, &b"x"[..], None, None, Some(2), bad)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    }
+    assert_eq!(c.getattr(f.ino).await.unwrap().generation, 2);
     let third = c
         .publish_ino_staged(
             f.ino,
@@ -157,13 +183,17 @@ async fn publish_by_inode_reuses_blocks_and_follows_renames(backend: Backend) {
             Some(&second.body),
             None,
             Some(2),
-            Some(old_mtime),
+            attrs,
         )
         .await
         .unwrap();
-    assert_eq!((third.attr.generation, third.attr.mtime), (3, old_mtime));
-    assert!(third.attr.ctime >= before, "{:?}", third.attr);
-    assert_eq!(c.getattr(f.ino).await.unwrap().mtime, old_mtime);
+    let a = &third.attr;
+    assert_eq!(
+        (a.generation, a.mtime, a.mode, a.uid, a.gid),
+        (3, old_mtime, 0o4750, 1234, 56)
+    );
+    assert!(a.ctime >= before, "{a:?}");
+    assert_eq!(&c.getattr(f.ino).await.unwrap(), a);
     // Without one, the commit time.
     let fourth = c
         .publish_ino(f.ino, bytes.as_slice(), Some(&third.body), Some(3), None)
@@ -192,7 +222,7 @@ async fn publish_by_inode_reuses_blocks_and_follows_renames(backend: Backend) {
             body: first.body.clone(),
             upload,
             if_generation: None,
-            mtime: None,
+            attrs: SetAttr::default(),
         }])
         .await;
     assert!(

@@ -6,7 +6,7 @@
 //! same semantic code, and the transport only moves ops and replies.
 //! Path-level ops resolve their paths here, server-side: one round trip.
 
-use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr, Timestamp, WatchPage};
+use nokv_types::{Attr, BlockRef, Body, Error, NokvPath, Result, SetAttr, WatchPage};
 use serde::{Deserialize, Serialize};
 
 use crate::command::Txn;
@@ -230,15 +230,16 @@ pub enum MetaOp {
     },
     /// Publishes `body` as the new generation of existing file `ino`
     /// (whatever names it has now: a file renamed while open is still
-    /// the one published). `mtime` is the new generation's mtime (a
-    /// writer's last write, or a time it set explicitly); `None` means the
-    /// commit time.
+    /// the one published). `attrs` (mode, owner, times; no size) are
+    /// set in the same command: a writer's chmod, chown or utimens of the
+    /// open file. Without an mtime in them, the new generation's mtime is
+    /// the commit time.
     PublishIno {
         ino: u64,
         body: Body,
         upload: u64,
         if_generation: Option<u64>,
-        mtime: Option<Timestamp>,
+        attrs: SetAttr,
     },
 }
 
@@ -691,14 +692,14 @@ fn write_in(txn: &mut Txn<'_>, op: MetaOp, bs: u32) -> Result<MetaReply> {
             body,
             upload,
             if_generation,
-            mtime,
+            attrs,
         } => MetaReply::Published(crate::publish::publish_ino(
             txn,
             ino,
             body,
             upload,
             if_generation,
-            mtime,
+            &attrs,
             bs,
         )?),
         other => return Err(Error::Metadata(format!("{} is not a change", other.name()))),

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 
 use nokv_types::{
-    validate_name, Attr, Body, Error, EventKind, FileKind, Result, Timestamp, MAX_BLOCK_SIZE,
+    validate_name, Attr, Body, Error, EventKind, FileKind, Result, SetAttr, MAX_BLOCK_SIZE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -234,10 +234,15 @@ pub(crate) fn publish_ino(
     body: Body,
     upload: u64,
     if_generation: Option<u64>,
-    mtime: Option<Timestamp>,
+    attrs: &SetAttr,
     block_size: u32,
 ) -> Result<PublishOutcome> {
     check_body(&body)?;
+    if attrs.size.is_some() {
+        return Err(Error::InvalidArgument(
+            "a publish sets the size from its body, not from its attributes".into(),
+        ));
+    }
     take_staging(txn, upload)?;
     let (mut data, loc) = crate::namespace::require_inode(txn, ino)?;
     match data.kind {
@@ -286,7 +291,8 @@ pub(crate) fn publish_ino(
     data.generation += 1;
     data.size = body.size;
     data.body = Some(summary_of(&body));
-    data.mtime = mtime.unwrap_or(now);
+    data.mtime = now;
+    crate::namespace::attr::apply_owner_and_times(&mut data, attrs)?;
     data.ctime = now;
     write_manifest(txn, ino, data.generation, &body)?;
     store_inode(txn, ino, &loc, &data)?;

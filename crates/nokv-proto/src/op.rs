@@ -1,7 +1,7 @@
 //! `MetaOp` <-> `pb::Op`.
 
 use nokv_meta::MetaOp;
-use nokv_types::Result;
+use nokv_types::{Result, SetAttr};
 
 use crate::pb::{self, op::Op as P};
 use crate::values::*;
@@ -185,13 +185,13 @@ pub fn encode_op(op: MetaOp) -> pb::Op {
             body,
             upload,
             if_generation,
-            mtime,
+            attrs,
         } => P::PublishIno(pb::PublishInoOp {
             ino,
             body: Some(body_to(body)),
             upload,
             if_generation,
-            mtime,
+            attrs: (!attrs.is_empty()).then(|| setattr_to(attrs)),
         }),
     };
     pb::Op { op: Some(op) }
@@ -374,7 +374,10 @@ pub fn decode_op(op: pb::Op) -> Result<MetaOp> {
             body: body_from(o.body)?,
             upload: o.upload,
             if_generation: o.if_generation,
-            mtime: o.mtime,
+            attrs: match o.attrs {
+                Some(a) => setattr_from(Some(a))?,
+                None => SetAttr::default(),
+            },
         },
     })
 }

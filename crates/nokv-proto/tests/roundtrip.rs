@@ -369,17 +369,26 @@ fn inode_op() -> impl Strategy<Value = MetaOp> {
             body(),
             any::<u64>(),
             any::<Option<u64>>(),
-            any::<Option<i64>>()
+            (
+                any::<Option<u32>>(),
+                any::<Option<u32>>(),
+                any::<Option<i64>>()
+            )
         )
-            .prop_map(
-                |(ino, body, upload, if_generation, mtime)| MetaOp::PublishIno {
+            .prop_map(|(ino, body, upload, if_generation, (mode, uid, mtime))| {
+                MetaOp::PublishIno {
                     ino,
                     body,
                     upload,
                     if_generation,
-                    mtime,
+                    attrs: SetAttr {
+                        mode,
+                        uid,
+                        mtime,
+                        ..SetAttr::default()
+                    },
                 }
-            ),
+            }),
     ]
 }
 

@@ -138,6 +138,14 @@ struct WriteFile {
     dirty: AtomicBool,
     mtime: AtomicI64,
     changed: AtomicU64,
+    /// The inode's attributes as of the open or this handle's last
+    /// publish (what a deferred setattr answers from).
+    attr: Mutex<Attr>,
+    /// Mode, owner and atime changes made through this handle while it
+    /// had unpublished writes: sent with its publish, not on their own
+    /// (`tar x` does a chown, a chmod and a utimens per file). Changed
+    /// only under the spool lock.
+    deferred: Mutex<SetAttr>,
 }
 
 enum OpenFile {
@@ -363,6 +371,11 @@ impl FsCore {
             attr.size = w.size.load(Ordering::Acquire);
             attr.mtime = w.mtime.load(Ordering::Relaxed);
             attr.ctime = attr.ctime.max(attr.mtime);
+            let deferred = w.deferred.lock();
+            attr.mode = deferred.mode.unwrap_or(attr.mode);
+            attr.uid = deferred.uid.unwrap_or(attr.uid);
+            attr.gid = deferred.gid.unwrap_or(attr.gid);
+            attr.atime = deferred.atime.unwrap_or(attr.atime);
         }
         attr
     }
@@ -448,8 +461,8 @@ impl FsCore {
             || meta.gid.is_some()
             || meta.atime.is_some()
             || meta.mtime.is_some();
+        let handle = fh.and_then(|fh| self.files.lock().get(&fh).cloned());
         if let Some(size) = size {
-            let handle = fh.and_then(|fh| self.files.lock().get(&fh).cloned());
             match handle.as_deref() {
                 Some(OpenFile::Write(w)) => {
                     let mut spool = w.spool.lock().await;
@@ -462,14 +475,64 @@ impl FsCore {
         if let Some(mtime) = meta.mtime {
             self.set_unpublished_mtime(ino, mtime);
         }
+        if has_meta {
+            if let Some(attr) = self.defer_attrs(ino, &meta).await {
+                return Ok(attr);
+            }
+        }
         let attr = if has_meta {
             let r = self.client.setattr_ino(ino, meta).await;
             self.attr_changed(&[ino]);
-            r?
+            let attr = r?;
+            // What a later deferred change answers from.
+            for f in self.files.lock().values() {
+                if let OpenFile::Write(w) = &**f {
+                    if w.ino == ino {
+                        *w.attr.lock() = attr.clone();
+                    }
+                }
+            }
+            attr
         } else {
             self.client.getattr(ino).await?
         };
         Ok(self.overlay(attr))
+    }
+
+    /// Keeps `change` for the publish of the write handle on `ino`
+    /// instead of sending it now, when there is exactly one such handle
+    /// here (so no other publish could drop it) and it has unpublished
+    /// writes. (The kernel names no handle for fchmod, fchown or
+    /// futimens.) Returns what the kernel should see, or None when the
+    /// change must go out now.
+    async fn defer_attrs(&self, ino: u64, change: &SetAttr) -> Option<Attr> {
+        let file = {
+            let files = self.files.lock();
+            let mut writers = files
+                .values()
+                .filter(|f| matches!(&***f, OpenFile::Write(w) if w.ino == ino));
+            match (writers.next(), writers.next()) {
+                (Some(f), None) => f.clone(),
+                _ => return None,
+            }
+        };
+        let OpenFile::Write(w) = &*file else {
+            return None;
+        };
+        let spool = w.spool.lock().await;
+        if !spool.is_dirty() {
+            return None;
+        }
+        {
+            let mut d = w.deferred.lock();
+            d.mode = change.mode.or(d.mode);
+            d.uid = change.uid.or(d.uid);
+            d.gid = change.gid.or(d.gid);
+            d.atime = change.atime.or(d.atime);
+        }
+        drop(spool);
+        let base = w.attr.lock().clone();
+        Some(self.overlay(base))
     }
 
     /// An explicit mtime outlives the unpublished writes before it: every
@@ -508,7 +571,7 @@ impl FsCore {
         let base = (attr.generation > 0).then_some(body);
         let mut spool = Spool::new(&self.opts.spool_dir, self.block_size(), base, false)?;
         spool.truncate(size)?;
-        spool.publish(&self.client, ino, None).await?;
+        spool.publish(&self.client, ino, SetAttr::default()).await?;
         Ok(())
     }
 
@@ -728,6 +791,8 @@ impl FsCore {
                 mtime: AtomicI64::new(nokv_types::now_nanos()),
                 changed: AtomicU64::new(self.change_seq.fetch_add(1, Ordering::Relaxed)),
                 spool: tokio::sync::Mutex::new(spool),
+                attr: Mutex::new(attr.clone()),
+                deferred: Mutex::new(SetAttr::default()),
             };
             OpenFile::Write(w)
         } else {
@@ -898,8 +963,15 @@ impl FsCore {
         // The file keeps the mtime its writer last gave it (a write, or
         // a utimens on the open file as `tar x` and `cp -p` do), as on
         // a local disk, where close never changes mtime.
-        let mtime = w.mtime.load(Ordering::Relaxed);
-        let published = spool.publish(&self.client, w.ino, Some(mtime)).await;
+        let attrs = SetAttr {
+            mtime: Some(w.mtime.load(Ordering::Relaxed)),
+            ..w.deferred.lock().clone()
+        };
+        let published = spool.publish(&self.client, w.ino, attrs).await;
+        if let Ok(Some(attr)) = &published {
+            *w.deferred.lock() = SetAttr::default();
+            *w.attr.lock() = attr.clone();
+        }
         w.dirty.store(spool.is_dirty(), Ordering::Release);
         published.map(|_| ())
     }

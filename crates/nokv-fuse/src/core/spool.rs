@@ -25,7 +25,7 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
-use nokv_client::{Attr, Body, Client, Error, Result, Timestamp};
+use nokv_client::{Attr, Body, Client, Error, Result, SetAttr};
 
 use super::stage::Stager;
 
@@ -259,14 +259,15 @@ impl Spool {
     }
 
     /// Publishes the spool as the next generation of `ino` (blocks equal
-    /// to the base generation's are reused, not uploaded) with `mtime`
-    /// (`None`: the commit time) and makes the result the new base.
-    /// Clean spools publish nothing and return None.
+    /// to the base generation's are reused, not uploaded) with `attrs`
+    /// set in the same command (without an mtime: the commit time) and
+    /// makes the result the new base. Clean spools publish nothing and
+    /// return None.
     pub async fn publish(
         &mut self,
         client: &Client,
         ino: u64,
-        mtime: Option<Timestamp>,
+        attrs: SetAttr,
     ) -> Result<Option<Attr>> {
         if !self.dirty {
             return Ok(None);
@@ -291,7 +292,7 @@ impl Spool {
             .buffered(PUBLISH_FETCH_AHEAD);
         let reader = tokio_util_reader(Box::pin(chunks));
         let outcome = client
-            .publish_ino_staged(ino, reader, self.base.as_ref(), staged, None, mtime)
+            .publish_ino_staged(ino, reader, self.base.as_ref(), staged, None, attrs)
             .await?;
         // The published body is exactly the spool's content: it becomes
         // the base, and present blocks stay valid.

@@ -155,6 +155,56 @@ async fn close_keeps_the_mtime_the_writer_gave_the_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_and_mode_changes_of_a_file_being_written_go_with_its_publish() {
+    let t = core().await;
+    let (attr, fh) = t.core.create(ROOT, b"f", owner(), true, W).await.unwrap();
+    // Clean handle: a chmod goes out at once.
+    let chmod = |mode| SetAttr {
+        mode: Some(mode),
+        ..SetAttr::default()
+    };
+    t.core.setattr(attr.ino, None, chmod(0o640)).await.unwrap();
+    assert_eq!(t.client.getattr(attr.ino).await.unwrap().mode, 0o640);
+    // With unpublished writes (the kernel names no handle for fchown or
+    // fchmod): kept for the publish, shown here at once.
+    t.core.write(fh, 0, b"bytes").await.unwrap();
+    let chown = SetAttr {
+        uid: Some(1000),
+        gid: Some(100),
+        ..SetAttr::default()
+    };
+    let seen = t.core.setattr(attr.ino, None, chown).await.unwrap();
+    assert_eq!(
+        (seen.uid, seen.gid, seen.mode, seen.size),
+        (1000, 100, 0o640, 5)
+    );
+    let seen = t.core.setattr(attr.ino, None, chmod(0o4755)).await.unwrap();
+    assert_eq!((seen.uid, seen.mode), (1000, 0o4755));
+    assert_eq!(t.core.getattr(attr.ino).await.unwrap().mode, 0o4755);
+    let server = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!((server.uid, server.mode, server.generation), (0, 0o640, 0));
+    t.core.release(fh).await.unwrap();
+    let a = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!(
+        (a.generation, a.size, a.uid, a.gid, a.mode),
+        (1, 5, 1000, 100, 0o4755)
+    );
+
+    // Two write handles on the file: nothing is deferred (either publish
+    // could be the one that loses).
+    let w1 = t.core.open(attr.ino, W).await.unwrap();
+    let w2 = t.core.open(attr.ino, W).await.unwrap();
+    t.core.write(w1, 0, b"BYTES").await.unwrap();
+    t.core.setattr(attr.ino, None, chmod(0o600)).await.unwrap();
+    assert_eq!(t.client.getattr(attr.ino).await.unwrap().mode, 0o600);
+    t.core.release(w1).await.unwrap();
+    t.core.release(w2).await.unwrap();
+    let a = t.client.getattr(attr.ino).await.unwrap();
+    assert_eq!((a.generation, a.mode), (2, 0o600));
+    assert_eq!(read_all(&t, attr.ino).await, b"BYTES");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_close_publishes_in_the_background_and_reads_back_as_closed() {
     let T { _dir, core, client } = core_with(FsOptions {
         async_close: true,

@@ -8,6 +8,7 @@ use nokv_types::{Attr, Error, EventKind, FileKind, Result, SetAttr};
 use super::{require_inode, store_inode};
 use crate::bodies::release_body;
 use crate::command::Txn;
+use crate::records::InodeData;
 use crate::watch;
 
 pub(crate) fn setattr(
@@ -17,26 +18,7 @@ pub(crate) fn setattr(
     block_size: u32,
 ) -> Result<Attr> {
     let (mut data, loc) = require_inode(txn, ino)?;
-    if let Some(mode) = change.mode {
-        if mode & !0o7777 != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "mode {mode:o} has bits outside 0o7777"
-            )));
-        }
-        data.mode = mode;
-    }
-    if let Some(uid) = change.uid {
-        data.uid = uid;
-    }
-    if let Some(gid) = change.gid {
-        data.gid = gid;
-    }
-    if let Some(atime) = change.atime {
-        data.atime = atime;
-    }
-    if let Some(mtime) = change.mtime {
-        data.mtime = mtime;
-    }
+    apply_owner_and_times(&mut data, change)?;
     if let Some(size) = change.size {
         if data.kind != FileKind::File {
             return Err(match data.kind {
@@ -64,4 +46,29 @@ pub(crate) fn setattr(
     // A hard-linked inode has no single path: its event names none ("").
     watch::emit_at(txn, EventKind::AttrChanged, ino, &loc, &data)?;
     Ok(data.to_attr(ino))
+}
+
+/// Mode, owner and times of `change` (not its size), checked and set.
+pub(crate) fn apply_owner_and_times(data: &mut InodeData, change: &SetAttr) -> Result<()> {
+    if let Some(mode) = change.mode {
+        if mode & !0o7777 != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "mode {mode:o} has bits outside 0o7777"
+            )));
+        }
+        data.mode = mode;
+    }
+    if let Some(uid) = change.uid {
+        data.uid = uid;
+    }
+    if let Some(gid) = change.gid {
+        data.gid = gid;
+    }
+    if let Some(atime) = change.atime {
+        data.atime = atime;
+    }
+    if let Some(mtime) = change.mtime {
+        data.mtime = mtime;
+    }
+    Ok(())
 }
