@@ -999,6 +999,61 @@ fn wait_dir_cached(v: &Vol, dir: &Path) {
     }
 }
 
+/// Writing files the way `tar x -p` does (write, chown, chmod, the
+/// original mtime, close) costs a `--server` mount no setattr and no
+/// getattr round trip per file: the attribute changes go with the
+/// publish, and the kernel's getattr between them is answered from the
+/// write handle. Counted by the server's metrics, not timed.
+#[test]
+fn server_mount_sends_attribute_changes_of_written_files_with_their_bytes() {
+    if fuse_missing() {
+        return;
+    }
+    const N: u64 = 100;
+    let v = Vol::new(Backend::Local, true);
+    let m = v.mount("m", &[]);
+    std::fs::create_dir(m.path("d")).unwrap();
+    wait_dir_cached(&v, &m.path("d"));
+    let (sa, ga) = (
+        op_count(&v, "setattr_ino", "ok"),
+        op_count(&v, "getattr", "ok"),
+    );
+    python(&format!(
+        r#"
+import os
+for i in range({N}):
+    fd = os.open("{d}/f%03d" % i, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.write(fd, b"bytes of %d" % i)
+    os.fchown(fd, 1000 + i, 100)
+    os.fchmod(fd, 0o4750)
+    os.utime(fd, ns=(1_000_000_000_000_000_000, 1_153_704_088_000_000_000))
+    os.close(fd)
+st = os.stat("{d}/f007")
+assert (st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_mtime_ns, st.st_size) == (1007, 100, 0o4750, 1_153_704_088_000_000_000, 10), st
+"#,
+        d = m.path("d").display()
+    ));
+    let sa_n = op_count(&v, "setattr_ino", "ok") - sa;
+    let ga_n = op_count(&v, "getattr", "ok") - ga;
+    eprintln!("{N} written files: {sa_n} setattrs, {ga_n} getattrs at the server");
+    assert_eq!(sa_n, 0, "attribute changes reached the server on their own");
+    assert!(ga_n <= N / 10, "{ga_n} getattrs for {N} written files");
+    m.stop();
+    // Published with the bytes: the server has them.
+    let a: serde_json::Value = serde_json::from_str(&v.ok(&["stat", "--json", "/d/f042"])).unwrap();
+    assert_eq!(
+        (&a["mode"], &a["uid"], &a["gid"], &a["size"], &a["mtime_ns"]),
+        (
+            &"4750".into(),
+            &1042.into(),
+            &100.into(),
+            &11.into(),
+            &1_153_704_088_000_000_000_i64.into()
+        ),
+        "{a}"
+    );
+}
+
 /// Creating files in a directory a `--server` mount made asks the
 /// server no LOOKUP of the new names (the mount knows the directory's
 /// whole contents from the watch log), and no GETATTR of the directory

@@ -138,9 +138,11 @@ struct WriteFile {
     dirty: AtomicBool,
     mtime: AtomicI64,
     changed: AtomicU64,
-    /// The inode's attributes as of the open or this handle's last
-    /// publish (what a deferred setattr answers from).
-    attr: Mutex<Attr>,
+    /// The inode's attributes as of the open, this handle's last publish
+    /// or this mount's last change of them, and when that was (None: no
+    /// longer known): what a deferred setattr, and a getattr within the
+    /// attribute TTL, answer from.
+    attr: Mutex<(Attr, Option<std::time::Instant>)>,
     /// Mode, owner and atime changes made through this handle while it
     /// had unpublished writes: sent with its publish, not on their own
     /// (`tar x` does a chown, a chmod and a utimens per file). Changed
@@ -148,6 +150,9 @@ struct WriteFile {
     deferred: Mutex<SetAttr>,
 }
 
+// Each lives behind an `Arc` in `files`, one per open handle: the size
+// difference between the variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum OpenFile {
     Read(ReadFile),
     Write(WriteFile),
@@ -400,7 +405,30 @@ impl FsCore {
     /// The attributes of directory `ino` if the attribute cache knows
     /// them (no I/O; see `dirattrs.rs` for what that guarantees).
     pub fn known_attr(&self, ino: u64) -> Option<Attr> {
-        self.dirattrs.as_deref().and_then(|c| c.get(ino))
+        self.dirattrs
+            .as_deref()
+            .and_then(|c| c.get(ino))
+            .or_else(|| self.writing_attr(ino))
+    }
+
+    /// A file with unpublished writes here (the kernel drops its cached
+    /// attributes after each write, then asks before the next chown or
+    /// chmod): its size and mtime are this mount's, and the rest is
+    /// answered from its write handle when this mount learned it within
+    /// the attribute TTL, as the kernel itself would have cached it.
+    fn writing_attr(&self, ino: u64) -> Option<Attr> {
+        let base = {
+            let files = self.files.lock();
+            files.values().find_map(|f| match &**f {
+                OpenFile::Write(w) if w.ino == ino && w.dirty.load(Ordering::Acquire) => {
+                    let (attr, at) = &*w.attr.lock();
+                    at.filter(|at| at.elapsed() < self.opts.dir_attr_max_age)
+                        .map(|_| attr.clone())
+                }
+                _ => None,
+            })
+        }?;
+        Some(self.overlay(base))
     }
 
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
@@ -484,14 +512,7 @@ impl FsCore {
             let r = self.client.setattr_ino(ino, meta).await;
             self.attr_changed(&[ino]);
             let attr = r?;
-            // What a later deferred change answers from.
-            for f in self.files.lock().values() {
-                if let OpenFile::Write(w) = &**f {
-                    if w.ino == ino {
-                        *w.attr.lock() = attr.clone();
-                    }
-                }
-            }
+            self.refresh_writers(&attr);
             attr
         } else {
             self.client.getattr(ino).await?
@@ -531,7 +552,7 @@ impl FsCore {
             d.atime = change.atime.or(d.atime);
         }
         drop(spool);
-        let base = w.attr.lock().clone();
+        let base = w.attr.lock().0.clone();
         Some(self.overlay(base))
     }
 
@@ -643,13 +664,39 @@ impl FsCore {
         if let Some(t) = ticket {
             t.added(new_name, attr.ino, attr.ctime);
         }
+        self.refresh_writers(&attr);
         Ok(self.overlay(attr))
+    }
+
+    /// No write handle answers getattr from what it knows until it learns
+    /// its inode's attributes again (an unlink or rename changed a link
+    /// count this mount cannot name).
+    fn forget_writer_attrs(&self) {
+        for f in self.files.lock().values() {
+            if let OpenFile::Write(w) = &**f {
+                w.attr.lock().1 = None;
+            }
+        }
+    }
+
+    /// Write handles on `attr.ino` answer from `attr` from now on.
+    fn refresh_writers(&self, attr: &Attr) {
+        let now = std::time::Instant::now();
+        for f in self.files.lock().values() {
+            if let OpenFile::Write(w) = &**f {
+                if w.ino == attr.ino {
+                    *w.attr.lock() = (attr.clone(), Some(now));
+                }
+            }
+        }
     }
 
     pub async fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
         self.writable()?;
         let r = self.client.unlink_at(parent, name).await;
         self.attr_changed(&[parent]);
+        // The reply names no inode: a file open here may have lost a link.
+        self.forget_writer_attrs();
         r
     }
 
@@ -683,6 +730,8 @@ impl FsCore {
         if let Some(c) = self.dirattrs.as_deref() {
             c.reset();
         }
+        // A file replaced by the rename may be open here.
+        self.forget_writer_attrs();
         r?;
         if let Some(t) = ticket {
             t.moved_in(new_name);
@@ -791,7 +840,7 @@ impl FsCore {
                 mtime: AtomicI64::new(nokv_types::now_nanos()),
                 changed: AtomicU64::new(self.change_seq.fetch_add(1, Ordering::Relaxed)),
                 spool: tokio::sync::Mutex::new(spool),
-                attr: Mutex::new(attr.clone()),
+                attr: Mutex::new((attr.clone(), Some(std::time::Instant::now()))),
                 deferred: Mutex::new(SetAttr::default()),
             };
             OpenFile::Write(w)
@@ -970,7 +1019,7 @@ impl FsCore {
         let published = spool.publish(&self.client, w.ino, attrs).await;
         if let Ok(Some(attr)) = &published {
             *w.deferred.lock() = SetAttr::default();
-            *w.attr.lock() = attr.clone();
+            *w.attr.lock() = (attr.clone(), Some(std::time::Instant::now()));
         }
         w.dirty.store(spool.is_dirty(), Ordering::Release);
         published.map(|_| ())
