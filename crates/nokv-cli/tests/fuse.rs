@@ -177,6 +177,19 @@ impl Mount {
         assert!(!mounted(&self.dir), "still mounted after SIGTERM");
     }
 
+    /// [`Mount::stop`], returning what the process logged.
+    fn stop_with_log(mut self) -> String {
+        let mut stderr = self.child.stderr.take().unwrap();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "mount exited with {status}: {log}");
+        assert!(!mounted(&self.dir), "still mounted after SIGTERM");
+        log
+    }
+
     /// SIGKILL: the process dies with the kernel mount left dead.
     fn kill(mut self) {
         let _ = self.child.kill();
@@ -486,13 +499,25 @@ os.chmod(p, 0o600)
 assert oct(os.stat(p).st_mode & 0o777) == "0o600"
 os.utime(p, (1_000_000_000, 1_500_000_000))
 assert os.stat(p).st_mtime == 1_500_000_000
+# no ioctl applies (isatty: not a terminal), no extended attributes
+with open(p) as f:
+    assert not f.isatty()
+import errno
+for call in (lambda: os.getxattr(p, "user.x"), lambda: os.setxattr(p, "user.x", b"1")):
+    try:
+        call()
+        raise SystemExit("an extended attribute call succeeded")
+    except OSError as e:
+        assert e.errno == errno.EOPNOTSUPP, e
 print("ok")
 "#,
         f = m.path("py.bin").display(),
         d = m.dir.display()
     ));
     assert_eq!(out.trim(), "ok");
-    m.stop();
+    // None of that (each open's isatty is an ioctl) filled the log.
+    let log = m.stop_with_log();
+    assert!(!log.contains("Not Implemented"), "{log}");
     assert_eq!(v.ok(&["cat", "/py.bin"]), "new");
 }
 
