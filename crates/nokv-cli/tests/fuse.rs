@@ -1004,6 +1004,15 @@ fn op_count(v: &Vol, op: &str, outcome: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
+/// Batch requests the server has answered.
+fn batch_requests(v: &Vol) -> u64 {
+    let (status, body) = v.server.as_ref().unwrap().get("/metrics");
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|l| l.strip_prefix("nokv_batch_ops_count "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Waits until lookups of absent names in `dir` (a directory the mount
 /// made) no longer reach the server: the mount's watch follower has
 /// applied the directory's creation event.
@@ -1039,9 +1048,11 @@ fn server_mount_sends_attribute_changes_of_written_files_with_their_bytes() {
     let m = v.mount("m", &[]);
     std::fs::create_dir(m.path("d")).unwrap();
     wait_dir_cached(&v, &m.path("d"));
-    let (sa, ga) = (
+    let (sa, ga, bu, batches) = (
         op_count(&v, "setattr_ino", "ok"),
         op_count(&v, "getattr", "ok"),
+        op_count(&v, "begin_upload", "ok"),
+        batch_requests(&v),
     );
     python(&format!(
         r#"
@@ -1063,7 +1074,16 @@ assert (st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_mtime_ns, st.st_size) =
     eprintln!("{N} written files: {sa_n} setattrs, {ga_n} getattrs at the server");
     assert_eq!(sa_n, 0, "attribute changes reached the server on their own");
     assert!(ga_n <= N / 10, "{ga_n} getattrs for {N} written files");
+    // Their uploads were begun ahead, many per round trip.
+    let bu_n = op_count(&v, "begin_upload", "ok") - bu;
+    let batches_n = batch_requests(&v) - batches;
+    eprintln!("{bu_n} uploads begun in {batches_n} batch requests");
+    assert!(bu_n >= N, "{bu_n} uploads begun for {N} files");
+    assert!(batches_n <= N / 4, "{batches_n} batch requests for {N} files");
     m.stop();
+    // The unused ones were given back at the unmount.
+    let fsck = v.ok(&["fsck"]);
+    assert!(fsck.contains(" 0 staged"), "{fsck}");
     // Published with the bytes: the server has them.
     let a: serde_json::Value = serde_json::from_str(&v.ok(&["stat", "--json", "/d/f042"])).unwrap();
     assert_eq!(

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub opts: ClientOptions,
     /// The volume's block size: fixed at `init`, so read once at open.
     pub block_size: u32,
+    /// Uploads begun ahead (off unless turned on).
+    pub uploads: crate::upload_pool::UploadPool,
 }
 
 /// A handle on one volume. Cheap to clone.
@@ -166,6 +168,7 @@ impl Client {
                 store,
                 opts,
                 block_size,
+                uploads: Default::default(),
             }),
         }
     }

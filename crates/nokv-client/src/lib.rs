@@ -46,6 +46,7 @@ mod read;
 mod remote;
 mod snapshot;
 mod staged;
+mod upload_pool;
 mod watch;
 
 pub use client::{Client, ClientOptions};

@@ -18,6 +18,7 @@ use tokio::io::AsyncRead;
 
 use crate::client::{expect_reply, Client};
 use crate::staged::StagedUpload;
+use crate::upload_pool::Begun;
 
 /// Options of one put.
 #[derive(Clone, Default)]
@@ -234,9 +235,74 @@ impl Client {
 
     /// A fresh upload id with its staging record.
     pub(crate) async fn begin_upload(&self) -> Result<u64> {
-        let deadline = nokv_types::now_nanos().saturating_add(self.staging_ttl_nanos());
-        let reply = self.call(MetaOp::BeginUpload { deadline }).await?;
-        expect_reply!(reply, "begin_upload", MetaReply::Upload(u) => u)
+        Ok(self.begin_upload_begun().await?.id)
+    }
+
+    /// A fresh upload with its staging record's deadline: from the pool
+    /// of uploads begun ahead when it is on and has one, else begun now
+    /// (with more for the pool when uploads are being taken in a burst).
+    pub(crate) async fn begin_upload_begun(&self) -> Result<Begun> {
+        let ttl = self.staging_ttl_nanos();
+        let now = nokv_types::now_nanos();
+        let taken = self.inner.uploads.take(now, ttl);
+        if !taken.stale.is_empty() {
+            self.give_back_uploads(taken.stale).await;
+        }
+        if let Some(begun) = taken.begun {
+            return Ok(begun);
+        }
+        let deadline = now.saturating_add(ttl);
+        let op = MetaOp::BeginUpload { deadline };
+        let mut results = if taken.refill <= 1 {
+            vec![self.call(op).await]
+        } else {
+            self.batch(vec![op; taken.refill]).await
+        }
+        .into_iter()
+        .map(|r| {
+            r.and_then(|reply| {
+                expect_reply!(reply, "begin_upload", MetaReply::Upload(id) => Begun { id, deadline })
+            })
+        });
+        let first = results
+            .next()
+            .unwrap_or_else(|| Err(Error::Metadata("begin_upload: no reply".into())));
+        let extra: Vec<Begun> = results.filter_map(Result::ok).collect();
+        if !extra.is_empty() && !self.inner.uploads.put(extra.iter().copied()) {
+            self.give_back_uploads(extra.iter().map(|b| b.id).collect())
+                .await;
+        }
+        first
+    }
+
+    /// Begins uploads ahead, in batches, from now on: for a client that
+    /// publishes many small files (a mount). Give the rest back with
+    /// [`Client::release_uploads_ahead`] when done.
+    pub fn begin_uploads_ahead(&self) {
+        self.inner.uploads.enable();
+    }
+
+    /// Stops beginning uploads ahead and drops the staging records of
+    /// those still unused (they have no objects).
+    pub async fn release_uploads_ahead(&self) {
+        let unused = self.inner.uploads.drain();
+        self.give_back_uploads(unused).await;
+    }
+
+    /// Drops the staging records of uploads that were never written to.
+    async fn give_back_uploads(&self, ids: Vec<u64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let ops = ids
+            .iter()
+            .map(|&upload| MetaOp::FinishUpload { upload })
+            .collect();
+        for (id, r) in ids.iter().zip(self.batch(ops).await) {
+            if let Err(e) = r {
+                tracing::warn!("upload {id}: dropping its unused staging record failed: {e}");
+            }
+        }
     }
 
     pub(crate) fn staging_ttl_nanos(&self) -> i64 {

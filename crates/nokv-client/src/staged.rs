@@ -95,9 +95,10 @@ impl StagedUpload {
 impl Client {
     /// Starts an upload whose blocks are written before the body is known.
     pub async fn begin_staged_upload(&self) -> Result<StagedUpload> {
+        let begun = self.begin_upload_begun().await?;
         Ok(StagedUpload {
-            upload: self.begin_upload().await?,
-            deadline: nokv_types::now_nanos().saturating_add(self.staging_ttl_nanos()),
+            upload: begun.id,
+            deadline: begun.deadline,
             ttl: self.staging_ttl_nanos(),
             blocks: Vec::new(),
             prefix: None,

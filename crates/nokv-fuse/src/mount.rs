@@ -163,6 +163,11 @@ where
     let read_only = fs_opts.read_only || fs_opts.snapshot.is_some();
     let snapshot_mount = fs_opts.snapshot.is_some();
     let core = Arc::new(FsCore::start(client.clone(), fs_opts).await?);
+    if !read_only {
+        // Many small files closed in a row begin their uploads in
+        // batches; what is left unused is given back below.
+        client.begin_uploads_ahead();
+    }
     let fs = NokvFs::new(core.clone(), tokio::runtime::Handle::current(), opts.ttl);
 
     let mut config = fuser::Config::default();
@@ -264,6 +269,7 @@ where
     }
     // Handles the kernel never released (a lazily detached mount).
     failed += core.flush_all().await;
+    client.release_uploads_ahead().await;
     Ok(MountReport {
         signalled,
         unpublished: failed,
