@@ -509,6 +509,21 @@ for call in (lambda: os.getxattr(p, "user.x"), lambda: os.setxattr(p, "user.x", 
         raise SystemExit("an extended attribute call succeeded")
     except OSError as e:
         assert e.errno == errno.EOPNOTSUPP, e
+# calls the mount does not offer fall back as on any such filesystem
+q = "{d}/fallbacks"
+fd = os.open(q, os.O_CREAT | os.O_RDWR)
+os.posix_fallocate(fd, 0, 10000)
+assert os.fstat(fd).st_size == 10000
+assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+import select
+poller = select.poll()
+poller.register(fd, select.POLLIN)
+assert poller.poll(0)
+src = os.open(p, os.O_RDONLY)
+assert os.copy_file_range(src, fd, 3, 0, 0) == 3
+os.close(src)
+os.close(fd)
+assert open(q, "rb").read(4) == b"new\0"
 print("ok")
 "#,
         f = m.path("py.bin").display(),
@@ -1079,7 +1094,10 @@ assert (st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_mtime_ns, st.st_size) =
     let batches_n = batch_requests(&v) - batches;
     eprintln!("{bu_n} uploads begun in {batches_n} batch requests");
     assert!(bu_n >= N, "{bu_n} uploads begun for {N} files");
-    assert!(batches_n <= N / 4, "{batches_n} batch requests for {N} files");
+    assert!(
+        batches_n <= N / 4,
+        "{batches_n} batch requests for {N} files"
+    );
     m.stop();
     // The unused ones were given back at the unmount.
     let fsck = v.ok(&["fsck"]);
