@@ -16,8 +16,10 @@
 //!
 //! Workloads: empty-file create rate (one thread), sequential write of
 //! `--size-mib` (including close, which publishes / uploads), cold
-//! sequential read of it (fresh mount process, so no cache), and `tar x`
-//! of a real source tree. Each side writes distinct pseudo-random bytes
+//! sequential read of it (fresh mount process, so no cache), `tar x`
+//! of a real source tree, and `--small-files` files of `--small-kib`
+//! written one by one then read cold by 16 threads (a data loader) next
+//! to raw GETs of their blocks. Each side writes distinct pseudo-random bytes
 //! (Garage deduplicates equal blocks).
 
 use std::io::{Read, Write};
@@ -64,6 +66,12 @@ pub struct FuseArgs {
     /// Measure the create rate only (no sequential I/O, no tar x)
     #[arg(long)]
     pub creates_only: bool,
+    /// Small files written, then read cold by 16 threads, per side
+    #[arg(long, default_value_t = 2000)]
+    pub small_files: usize,
+    /// Size of each small file, KiB
+    #[arg(long, default_value_t = 64)]
+    pub small_kib: usize,
 }
 
 fn mounted(dir: &Path) -> bool {
@@ -340,6 +348,96 @@ fn timed(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     f()?;
     Ok(start.elapsed())
+}
+
+/// Readers (and raw GETs in flight) of the small-file reads.
+const SMALL_READERS: usize = 16;
+
+/// Writes `n` files of `len` distinct pseudo-random bytes into `dir`,
+/// one by one (each close publishes / uploads); files/s.
+fn write_small(dir: &Path, n: usize, len: usize, seed: u64) -> Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let mut rng = Rng::new(seed);
+    let mut data = vec![0u8; len];
+    let start = Instant::now();
+    for i in 0..n {
+        for w in data.chunks_mut(8) {
+            w.copy_from_slice(&rng.next_u64().to_le_bytes()[..w.len()]);
+        }
+        std::fs::write(dir.join(format!("s{i:06}")), &data)?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Reads every file of `dir` (each `want_len` bytes, `want` of them)
+/// with `threads` threads; files/s.
+fn read_small(dir: &Path, threads: usize, want: usize, want_len: usize) -> Result<f64> {
+    let names: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    if names.len() != want {
+        bail!(
+            "{} holds {} files, wrote {want}",
+            dir.display(),
+            names.len()
+        );
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = names.get(i) else {
+                            return Ok(());
+                        };
+                        let n = std::fs::read(p)?.len();
+                        if n != want_len {
+                            bail!("{} read {n} bytes, wrote {want_len}", p.display());
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow!("reader panicked"))?)
+    })?;
+    Ok(want as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Raw GETs of the blocks of every file under `dir` of the served
+/// volume, `SMALL_READERS` in flight (keys listed before the clock
+/// starts); objects/s.
+fn raw_small_gets(env: &Env, url: &str, token: &str, dir: &str) -> Result<f64> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let (client, creds) = served_client(env, url, token).await?;
+        let info = client.info().await?;
+        let store_opts = BlockStoreOptions {
+            cache_bytes: 0,
+            ..BlockStoreOptions::default()
+        };
+        let store = BlockStore::open(&info.location, &creds, store_opts)?;
+        let mut keys = Vec::new();
+        for e in client.list(dir).await? {
+            let (_, body) = client.body_ino(e.attr.ino).await?;
+            keys.extend(
+                body.blocks
+                    .iter()
+                    .map(|b| nokv_types::block_object_key(b.upload, b.index)),
+            );
+        }
+        let start = Instant::now();
+        let mut gets =
+            futures::stream::iter(keys.iter().map(|k| store.get_raw(k))).buffered(SMALL_READERS);
+        while let Some(b) = gets.next().await {
+            b?;
+        }
+        Ok::<f64, anyhow::Error>(keys.len() as f64 / start.elapsed().as_secs_f64())
+    })
 }
 
 fn tar_x(tarball: &Path, into: &Path) -> Result<Duration> {
@@ -737,9 +835,9 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
     emb.stop()?;
     srv.stop()?;
     s3.stop()?;
-    let emb = env.mount_nokv(&emb_dir, &emb_home, None)?;
-    let srv = env.mount_nokv(&srv_dir, &srv_home, server)?;
-    let s3 = env.mount_s3fs(&s3_dir, &format!("bench-{run_id}-s3fs"))?;
+    let mut emb = env.mount_nokv(&emb_dir, &emb_home, None)?;
+    let mut srv = env.mount_nokv(&srv_dir, &srv_home, server)?;
+    let mut s3 = env.mount_s3fs(&s3_dir, &format!("bench-{run_id}-s3fs"))?;
     let want = (mib * CHUNK) as u64;
     let mut reads = Vec::new();
     for (side, dir) in [
@@ -855,6 +953,67 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
         ]);
     }
 
+    // 5. small files: written (close publishes each), then read cold by
+    // 16 threads (a data loader), next to raw GETs of the same blocks.
+    let (n_small, small_len) = (args.small_files, args.small_kib * 1024);
+    eprintln!("{n_small} small files of {} KiB ...", args.small_kib);
+    let mut small_writes = Vec::new();
+    for (i, dir) in [&emb_dir, &srv_dir, &s3_dir].into_iter().enumerate() {
+        small_writes.push(write_small(
+            &dir.join("small"),
+            n_small,
+            small_len,
+            100 + i as u64,
+        )?);
+    }
+    emb.stop()?;
+    srv.stop()?;
+    s3.stop()?;
+    let emb = env.mount_nokv(&emb_dir, &emb_home, None)?;
+    let srv = env.mount_nokv(&srv_dir, &srv_home, server)?;
+    let s3 = env.mount_s3fs(&s3_dir, &format!("bench-{run_id}-s3fs"))?;
+    let mut small_reads = Vec::new();
+    for dir in [&emb_dir, &srv_dir, &s3_dir] {
+        sync_disks();
+        small_reads.push(read_small(
+            &dir.join("small"),
+            SMALL_READERS,
+            n_small,
+            small_len,
+        )?);
+    }
+    let small_raw = raw_small_gets(&env, &url, &token, "/small")?;
+    let mut small = Table::new(&[
+        "side",
+        "write files/s",
+        "cold read files/s",
+        "read vs s3fs",
+        "read vs raw GETs",
+    ]);
+    for (i, side) in [
+        "nokv mount (embedded)",
+        "nokv mount --server",
+        "s3fs (Garage)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        small.row(vec![
+            side.into(),
+            report::int(small_writes[i]),
+            report::int(small_reads[i]),
+            report::ratio(small_reads[i], small_reads[2]),
+            report::ratio(small_reads[i], small_raw),
+        ]);
+    }
+    small.row(vec![
+        format!("raw parallel GETs ({SMALL_READERS} in flight)"),
+        "-".into(),
+        report::int(small_raw),
+        report::ratio(small_raw, small_reads[2]),
+        "1.00x".into(),
+    ]);
+
     stop_all(
         [emb, srv, nocache, s3, bind].into_iter().chain(baseline),
         &mut serve,
@@ -893,6 +1052,7 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
             (create_title, creates),
             (format!("Sequential {mib} MiB (write includes close, mean of 2 rounds in opposite orders, sync between sides; read is cold)"), bytes_table),
             ("tar x of a source tree".into(), tar),
+            (format!("{n_small} small files of {} KiB: written one by one, read cold by {SMALL_READERS} threads", args.small_kib), small),
         ],
         notes,
         params: json!({"creates": args.creates, "s3fs_creates": args.s3fs_creates, "size_mib": mib, "tar_files": files}),
@@ -902,6 +1062,8 @@ pub fn run(args: &FuseArgs, scratch: &Scratch) -> Result<Report> {
             "cold_read_mbps": {"nokv": reads[0].1, "nokv_server": reads[1].1, "s3fs": r_s3, "raw_gets": raw},
             "tar_x_s": {"ext4": t_ext4.as_secs_f64(), "nokv": t_emb.as_secs_f64(), "nokv_server": t_srv.as_secs_f64(), "nokv_async_close": t_emb_ac.as_secs_f64(), "nokv_server_async_close": t_srv_ac.as_secs_f64(), "s3fs": t_s3.as_secs_f64()},
             "tar_x_all_published_s": {"nokv_async_close": t_emb_ac_all.as_secs_f64(), "nokv_server_async_close": t_srv_ac_all.as_secs_f64()},
+            "small_write_files_per_s": {"nokv": small_writes[0], "nokv_server": small_writes[1], "s3fs": small_writes[2]},
+            "small_cold_read_files_per_s": {"nokv": small_reads[0], "nokv_server": small_reads[1], "s3fs": small_reads[2], "raw_gets": small_raw},
         }),
     })
 }
