@@ -57,6 +57,7 @@ backend_tests!(
     gc_removes_trash_after_the_grace,
     gc_keeps_replaced_blocks_for_the_grace,
     a_reader_lease_keeps_replaced_blocks_until_it_ends,
+    uploads_begun_ahead_are_used_once_and_given_back,
 );
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -693,4 +694,56 @@ async fn a_reader_lease_keeps_replaced_blocks_until_it_ends(backend: Backend) {
     }
     put("/g", 7, 1).await;
     assert_eq!(c.gc().await.unwrap().queued_blocks_deleted, 1);
+}
+
+/// Staging records the volume holds (whatever their deadline).
+async fn staging_records(c: &Client) -> usize {
+    let r = c
+        .batch(vec![nokv_client::MetaOp::ExpiredUploads {
+            now: i64::MAX,
+            limit: 10_000,
+        }])
+        .await;
+    match &r[0] {
+        Ok(nokv_client::MetaReply::Staged(v)) => v.len(),
+        other => panic!("expired_uploads: {other:?}"),
+    }
+}
+
+async fn uploads_begun_ahead_are_used_once_and_given_back(backend: Backend) {
+    let v = volume(backend).await;
+    let c = &v.client;
+    assert_eq!(staging_records(c).await, 0);
+    c.begin_uploads_ahead();
+    // A burst of small publishes: uploads are begun in growing batches.
+    let files: Vec<Vec<u8>> = (0..40u8).map(|i| data(1000 + i as usize, i)).collect();
+    for (i, bytes) in files.iter().enumerate() {
+        c.put_bytes(&format!("/f{i}"), bytes, PutOptions::default())
+            .await
+            .unwrap();
+    }
+    // 1 + 2 + 4 + 8 + 16 + 32 begun for 40 publishes: the rest wait.
+    let left = staging_records(c).await;
+    assert!(
+        (1..=63 - 40 + 1).contains(&left),
+        "{left} staging records left"
+    );
+    for (i, bytes) in files.iter().enumerate() {
+        let got = c.read(&format!("/f{i}")).await.unwrap();
+        assert_eq!(&got[..], &bytes[..], "file {i}");
+    }
+    // Every file has its own upload (ids are handed out once).
+    let mut uploads = BTreeSet::new();
+    for i in 0..files.len() {
+        let (_, body) = c.body(&format!("/f{i}")).await.unwrap();
+        assert!(uploads.insert(body.blocks[0].upload), "upload reused");
+    }
+    c.release_uploads_ahead().await;
+    assert_eq!(staging_records(c).await, 0);
+    // Off again: a publish begins exactly its own upload.
+    c.put_bytes("/after", b"x", PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(staging_records(c).await, 0);
+    assert!(c.fsck(false).await.unwrap().is_clean());
 }
