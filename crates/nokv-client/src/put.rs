@@ -282,8 +282,9 @@ impl Client {
         self.inner.uploads.enable();
     }
 
-    /// Stops beginning uploads ahead and drops the staging records of
-    /// those still unused (they have no objects).
+    /// Undoes one [`Client::begin_uploads_ahead`]; after the last, stops
+    /// beginning uploads ahead and drops the staging records of those
+    /// still unused (they have no objects).
     pub async fn release_uploads_ahead(&self) {
         let unused = self.inner.uploads.drain();
         self.give_back_uploads(unused).await;

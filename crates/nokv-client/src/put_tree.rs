@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
 use nokv_meta::{MetaOp, MetaReply};
-use nokv_types::{Error, Result};
+use nokv_types::{Error, FileKind, Result};
 use serde::Serialize;
 
 use crate::client::{expect_reply, Client};
@@ -92,7 +92,23 @@ impl Client {
         if !meta.is_dir() {
             return Err(Error::NotADirectory(local.display().to_string()));
         }
-        nokv_types::NokvPath::parse(dst)?;
+        let path = nokv_types::NokvPath::parse(dst)?;
+        // Refused before anything is uploaded, not after (the swap
+        // checks again, atomically).
+        if path.is_root() {
+            return Err(nokv_meta::root_is_fixed(&path));
+        }
+        if let Some(parent) = path.parent() {
+            let a = self.stat(&parent.to_string()).await?;
+            if a.kind != FileKind::Dir {
+                return Err(Error::NotADirectory(parent.to_string()));
+            }
+        }
+        match self.stat(dst).await {
+            Ok(a) if a.kind != FileKind::Dir => return Err(Error::NotADirectory(dst.into())),
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
         let items = walk(local)?;
         let staged = format!(
             "{STAGING_DIR}/{:016x}",
@@ -145,8 +161,19 @@ impl Client {
                 Item::File(local, rel) => files.push((local, format!("{staged}{rel}"))),
             }
         }
-        // Directories exist now; files upload a few at a time.
-        let sizes: Vec<u64> = futures::stream::iter(files)
+        // Directories exist now; files upload a few at a time, their
+        // uploads begun in batches.
+        self.begin_uploads_ahead();
+        let sizes = self.put_files(files).await;
+        self.release_uploads_ahead().await;
+        let sizes = sizes?;
+        outcome.files = sizes.len() as u64;
+        outcome.bytes = sizes.iter().sum();
+        Ok(outcome)
+    }
+
+    async fn put_files(&self, files: Vec<(std::path::PathBuf, String)>) -> Result<Vec<u64>> {
+        futures::stream::iter(files)
             .map(|(local, path)| async move {
                 let f = tokio::fs::File::open(&local)
                     .await
@@ -156,9 +183,6 @@ impl Client {
             })
             .buffer_unordered(4)
             .try_collect()
-            .await?;
-        outcome.files = sizes.len() as u64;
-        outcome.bytes = sizes.iter().sum();
-        Ok(outcome)
+            .await
     }
 }

@@ -13,9 +13,12 @@
 //!   (doubling up to `MAX_BATCH` when the pool runs dry within
 //!   `BURST_GAP` of the last refill) and starts again at 1 otherwise: a
 //!   single publish begins exactly one upload, as without the pool;
-//! - off until [`crate::Client::begin_uploads_ahead`]; whoever turns it
-//!   on gives the rest back with [`crate::Client::release_uploads_ahead`]
-//!   (what is not given back expires and GC drops it).
+//! - off until [`crate::Client::begin_uploads_ahead`]; each caller that
+//!   turns it on turns it off again with
+//!   [`crate::Client::release_uploads_ahead`], and the last one to do so
+//!   gives the rest back (what is not given back expires and GC drops
+//!   it), so a mount and a `put_tree` on one client do not undo each
+//!   other.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -45,7 +48,8 @@ pub(crate) struct UploadPool {
 
 #[derive(Default)]
 struct State {
-    enabled: bool,
+    /// Callers that turned the pool on and have not released it.
+    holders: usize,
     ready: VecDeque<Begun>,
     batch: usize,
     last_refill: Option<Instant>,
@@ -63,13 +67,17 @@ pub(crate) struct Taken {
 
 impl UploadPool {
     pub(crate) fn enable(&self) {
-        self.state.lock().enabled = true;
+        self.state.lock().holders += 1;
     }
 
-    /// Turns the pool off and returns the ids it still held.
+    /// One caller is done with the pool. When it was the last, the pool
+    /// is off and this returns the ids it still held (else none).
     pub(crate) fn drain(&self) -> Vec<u64> {
         let mut s = self.state.lock();
-        s.enabled = false;
+        s.holders = s.holders.saturating_sub(1);
+        if s.holders > 0 {
+            return Vec::new();
+        }
         s.ready.drain(..).map(|b| b.id).collect()
     }
 
@@ -86,7 +94,7 @@ impl UploadPool {
             }
             stale.push(b.id);
         }
-        if !s.enabled {
+        if s.holders == 0 {
             return Taken {
                 begun: None,
                 stale,
@@ -112,7 +120,7 @@ impl UploadPool {
     /// gives them back.
     pub(crate) fn put(&self, extra: impl IntoIterator<Item = Begun>) -> bool {
         let mut s = self.state.lock();
-        if !s.enabled {
+        if s.holders == 0 {
             return false;
         }
         s.ready.extend(extra);
@@ -174,8 +182,12 @@ mod tests {
         assert_eq!((t.begun, t.stale), (None, vec![3]));
         assert_eq!(t.refill, 1);
         assert!(p.put([begun(4, 9000)]));
-        assert_eq!(p.drain(), vec![4]);
-        assert!(!p.put([begun(5, 9000)]), "off after drain");
+        // Two holders: the first release keeps the pool, the last drains.
+        p.enable();
+        assert_eq!(p.drain(), Vec::<u64>::new());
+        assert!(p.put([begun(5, 9000)]));
+        assert_eq!(p.drain(), vec![4, 5]);
+        assert!(!p.put([begun(6, 9000)]), "off after the last drain");
         assert_eq!(p.take(0, TTL).refill, 1);
     }
 }

@@ -492,6 +492,26 @@ async fn put_tree_swaps_whole_trees(backend: Backend) {
     let out = c.put_tree(&old_dir, "/ckpt/step-1").await.unwrap();
     assert_eq!((out.files, out.dirs, out.symlinks), (6, 2, 1));
     assert!(out.replaced_tree.is_none());
+    // Its files' uploads were begun ahead; none is left staged.
+    assert_eq!(staging_records(&c).await, 0);
+    // A destination that cannot be replaced is refused before anything
+    // is uploaded, and nothing changes.
+    c.put_bytes("/ckpt/file", b"x", PutOptions::default())
+        .await
+        .unwrap();
+    let objects_before = v.store.list_keys("").await.unwrap().len();
+    for (dst, want) in [
+        ("/missing/step", "no such file"),
+        ("/ckpt/file/step", "not a directory"),
+        ("/ckpt/file", "not a directory"),
+        ("/", "root"),
+    ] {
+        let e = c.put_tree(&new_dir, dst).await.unwrap_err();
+        assert!(e.to_string().contains(want), "{dst}: {e}");
+    }
+    assert_eq!(v.store.list_keys("").await.unwrap().len(), objects_before);
+    assert_eq!(staging_records(&c).await, 0);
+    c.remove("/ckpt/file").await.unwrap();
     let old = snapshot_tree_by_handle(&c, "/ckpt/step-1").await.unwrap();
     assert_eq!(old.len(), 7);
 

@@ -35,7 +35,7 @@ pub use namespace::create::{Owner, MAX_SYMLINK_TARGET};
 pub use namespace::list::{DirEntry, DirEntryPlus, DirPage};
 pub use namespace::rename::RenameMode;
 pub use ops::{execute, execute_batch, runs_inline, unexpected, MetaOp, MetaReply, MAX_PAGE};
-pub use paths::{at_path, TRASH_DIR};
+pub use paths::{at_path, root_is_fixed, TRASH_DIR};
 pub use publish::{PublishOutcome, PublishRequest};
 pub use records::{StagingRecord, FORMAT_VERSION};
 pub use resolve::MAX_SYMLINK_HOPS;

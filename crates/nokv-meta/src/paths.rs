@@ -44,7 +44,7 @@ pub fn at_path(err: Error, path: &NokvPath) -> Error {
 
 /// The root can be neither removed nor moved, nor replaced by a rename
 /// (rmdir(2) and rename(2) of a mount point: EBUSY's case).
-fn root_is_fixed(path: &NokvPath) -> Error {
+pub fn root_is_fixed(path: &NokvPath) -> Error {
     Error::InvalidPath {
         path: path.to_string(),
         reason: "the volume root cannot be removed, moved or replaced",
