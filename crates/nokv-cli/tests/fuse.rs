@@ -243,6 +243,17 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `sh` with `$src`, `$mnt` and `$out` set, then the mount stopped.
+fn sh_then_stop(script: &str, src: &Path, m: Mount, out: &Path) {
+    sh(&format!(
+        "src={} mnt={} out={}\n{script}",
+        src.display(),
+        m.dir.display(),
+        out.display()
+    ));
+    m.stop();
+}
+
 fn python(script: &str) -> String {
     let out = Command::new("python3")
         .args(["-c", script])
@@ -293,9 +304,8 @@ fn copy_tar_rsync_round_trips(backend: Backend) {
     let m = v.mount("mnt", &[]);
     let src = source_tree();
     let out = v.tmp.join("out");
-    let script = format!(
+    sh_then_stop(
         r#"
-        src={src} mnt={mnt} out={out}
         mkdir -p $out
         cp -r $src/nokv-meta $mnt/cp
         diff -r $src/nokv-meta $mnt/cp
@@ -307,7 +317,7 @@ fn copy_tar_rsync_round_trips(backend: Backend) {
         diff -r $src/nokv-proto $out/back/tarx/nokv-proto
         # tar x and cp -p set each file's time on the open file before
         # closing it: the close keeps it (same listing as on local disk)
-        times() {{ (cd $1 && find . -type f -printf '%P %m %u:%g %T@\n' | sort); }}
+        times() { (cd $1 && find . -type f -printf '%P %m %u:%g %T@\n' | sort); }
         mkdir $out/tarx && tar -C $out/tarx -xf $out/src.tar
         [ "$(times $out/tarx)" = "$(times $mnt/tarx)" ]
         # owners and setuid bits too (tar chowns, then chmods the open file)
@@ -327,12 +337,10 @@ fn copy_tar_rsync_round_trips(backend: Backend) {
         [ "$sent" = 0 ]
         diff -r $src/nokv-client $mnt/rs
         "#,
-        src = src.display(),
-        mnt = m.dir.display(),
-        out = out.display()
+        &src,
+        m,
+        &out,
     );
-    sh(&script);
-    m.stop();
     // Published through the mount, read back through the CLI.
     let want = std::fs::read(src.join("nokv-meta/src/ops.rs")).unwrap();
     let got = v.cmd().args(["cat", "/cp/src/ops.rs"]).output().unwrap();
@@ -369,9 +377,8 @@ fn async_close_round_trips(backend: Backend) {
     let out = v.tmp.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let m = v.mount("mnt", &["--async-close"]);
-    let script = format!(
+    sh_then_stop(
         r#"
-        src={src} mnt={mnt} out={out}
         tar -C $src -cf $out/src.tar nokv-types nokv-proto nokv-meta
         mkdir $mnt/tarx && tar -C $mnt/tarx -xf $out/src.tar
         diff -r $src/nokv-meta $mnt/tarx/nokv-meta
@@ -381,12 +388,10 @@ fn async_close_round_trips(backend: Backend) {
         cat $src/nokv-types/Cargo.toml - <<< more | cmp - $mnt/tarx/nokv-types/Cargo.toml
         cp -r $src/nokv-client $mnt/cp
         "#,
-        src = src.display(),
-        mnt = m.dir.display(),
-        out = out.display()
+        &src,
+        m,
+        &out,
     );
-    sh(&script);
-    m.stop();
     // A second mount, closing right away, ended by an external unmount.
     let m = v.mount("mnt2", &["--async-close"]);
     sh(&format!(
