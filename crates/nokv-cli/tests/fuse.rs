@@ -419,6 +419,31 @@ fn async_close_round_trips(backend: Backend) {
     fsck_clean(&v);
 }
 
+/// With `--async-close`, `sync DIR` returns once every file closed
+/// before it is published: another client then sees all of them.
+#[test]
+fn async_close_sync_of_a_directory_is_a_barrier() {
+    if fuse_missing() {
+        return;
+    }
+    const N: u64 = 300;
+    let v = Vol::new(Backend::Garage, true);
+    let m = v.mount("m", &["--async-close"]);
+    let before = op_count(&v, "publish_ino", "ok");
+    sh(&format!(
+        "mkdir {d} && for i in $(seq 1 {N}); do echo file-$i > {d}/f$i; done && sync {d}",
+        d = m.path("d").display()
+    ));
+    // Counted by the server the moment `sync` returned: all published.
+    let published = op_count(&v, "publish_ino", "ok") - before;
+    assert_eq!(published, N);
+    let listed: serde_json::Value = serde_json::from_str(&v.ok(&["ls", "--json", "/d"])).unwrap();
+    let entries = listed.as_array().expect("ls --json: an array");
+    assert_eq!(entries.len() as u64, N);
+    assert_eq!(v.ok(&["cat", "/d/f300"]), "file-300\n");
+    m.stop();
+}
+
 #[test]
 fn async_close_round_trips_local() {
     async_close_round_trips(Backend::Local)

@@ -625,8 +625,16 @@ impl Filesystem for NokvFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every namespace change is already committed when it returns.
-        reply.ok();
+        // Every namespace change is already committed when it returns;
+        // with --async-close, closed files may still be publishing.
+        if !self.core.closes_in_background() {
+            return reply.ok();
+        }
+        let ctx = self.ctx();
+        self.spawn(async move {
+            ctx.core.wait_closed_published().await;
+            reply.ok()
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

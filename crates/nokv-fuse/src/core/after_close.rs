@@ -17,7 +17,10 @@
 //!   mount a file reads back as it was closed (close-to-open) and a new
 //!   writer starts from the closed file's bytes;
 //! - at most `limit` publishes are pending: a close beyond that waits,
-//!   which bounds the spool space held by closed files.
+//!   which bounds the spool space held by closed files;
+//! - each publish has a sequence number in start order, so a barrier
+//!   (fsync of a directory) waits for those started before it only and
+//!   cannot be starved by later closes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +43,15 @@ pub(crate) struct AfterClose {
 struct Pending {
     by_ino: HashMap<u64, usize>,
     total: usize,
+    /// Sequence numbers of the publishes in flight.
+    in_flight: std::collections::BTreeSet<u64>,
+    next: u64,
+}
+
+/// One background publish, from [`AfterClose::begin`] to its `end`.
+pub(crate) struct Ticket {
+    ino: u64,
+    seq: u64,
 }
 
 impl AfterClose {
@@ -53,25 +65,37 @@ impl AfterClose {
     }
 
     /// A background publish of `ino` starts.
-    pub(crate) fn begin(&self, ino: u64) {
+    pub(crate) fn begin(&self, ino: u64) -> Ticket {
         let mut p = self.pending.lock();
         *p.by_ino.entry(ino).or_default() += 1;
         p.total += 1;
+        let seq = p.next;
+        p.next += 1;
+        p.in_flight.insert(seq);
+        Ticket { ino, seq }
     }
 
-    /// A background publish of `ino` ended (published, or failed).
-    pub(crate) fn end(&self, ino: u64) {
+    /// A background publish ended (published, or failed).
+    pub(crate) fn end(&self, ticket: Ticket) {
         {
             let mut p = self.pending.lock();
-            if let Some(n) = p.by_ino.get_mut(&ino) {
+            if let Some(n) = p.by_ino.get_mut(&ticket.ino) {
                 *n -= 1;
                 if *n == 0 {
-                    p.by_ino.remove(&ino);
+                    p.by_ino.remove(&ticket.ino);
                 }
                 p.total -= 1;
             }
+            p.in_flight.remove(&ticket.seq);
         }
         self.changed.notify_waiters();
+    }
+
+    /// Waits until every publish begun before this call has ended.
+    pub(crate) async fn wait_begun_so_far(&self) {
+        let upto = self.pending.lock().next;
+        self.wait_until(|p| p.in_flight.first().is_none_or(|&s| s >= upto))
+            .await
     }
 
     /// A background publish failed: its writes are lost.
@@ -129,9 +153,9 @@ mod tests {
     #[tokio::test]
     async fn waiters_wake_when_their_condition_holds() {
         let a = Arc::new(AfterClose::new(2));
-        a.begin(7);
-        a.begin(7);
-        a.begin(8);
+        let t7a = a.begin(7);
+        let t7b = a.begin(7);
+        let t8 = a.begin(8);
         assert!(a.is_pending(7));
         let idle = tokio::spawn({
             let a = a.clone();
@@ -147,16 +171,32 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!room.is_finished() && !seven.is_finished() && !idle.is_finished());
-        a.end(8);
+        a.end(t8);
         // 2 left (both 7): still no room under a limit of 2.
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!room.is_finished() && !seven.is_finished());
-        a.end(7);
+        a.end(t7a);
         room.await.unwrap();
         assert!(!seven.is_finished());
-        a.end(7);
+        a.end(t7b);
         seven.await.unwrap();
         idle.await.unwrap();
         assert!(!a.is_pending(7));
+    }
+
+    #[tokio::test]
+    async fn a_barrier_waits_for_earlier_publishes_only() {
+        let a = Arc::new(AfterClose::new(8));
+        let first = a.begin(1);
+        let barrier = tokio::spawn({
+            let a = a.clone();
+            async move { a.wait_begun_so_far().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A later publish that never ends does not hold the barrier.
+        let _later = a.begin(2);
+        assert!(!barrier.is_finished());
+        a.end(first);
+        barrier.await.unwrap();
     }
 }

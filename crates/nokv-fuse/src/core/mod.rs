@@ -1050,6 +1050,14 @@ impl FsCore {
         published
     }
 
+    /// Waits until every file closed so far has been published (an
+    /// fsync of a directory: `sync DIR` after `tar x`).
+    pub async fn wait_closed_published(&self) {
+        if let Some(after) = &self.after_close {
+            after.wait_begun_so_far().await;
+        }
+    }
+
     /// True when closes publish in the background (`async_close`).
     pub fn closes_in_background(&self) -> bool {
         self.after_close.is_some()
@@ -1077,9 +1085,7 @@ impl FsCore {
             _ => None,
         };
         let after = self.after_close.clone().filter(|_| ino.is_some());
-        if let (Some(after), Some(ino)) = (&after, ino) {
-            after.begin(ino);
-        }
+        let ticket = after.as_ref().zip(ino).map(|(a, ino)| a.begin(ino));
         rt.spawn(async move {
             if let Err(e) = self.release(fh).await {
                 tracing::error!(
@@ -1090,8 +1096,8 @@ impl FsCore {
                     after.failed();
                 }
             }
-            if let (Some(after), Some(ino)) = (after, ino) {
-                after.end(ino);
+            if let (Some(after), Some(ticket)) = (after, ticket) {
+                after.end(ticket);
             }
         });
     }

@@ -240,6 +240,13 @@ async fn async_close_publishes_in_the_background_and_reads_back_as_closed() {
         );
         files.push((attr.ino, body));
     }
+    // An fsync of a directory is a barrier: everything closed before it
+    // is published when it returns.
+    core.wait_closed_published().await;
+    for (ino, body) in &files {
+        let a = client.getattr(*ino).await.unwrap();
+        assert_eq!((a.generation, a.size), (1, body.len() as u64));
+    }
     // Opening waits for the file's publish: it reads back as closed.
     for (ino, body) in &files[..3] {
         let fh = core.open(*ino, R).await.unwrap();
