@@ -176,7 +176,13 @@ pub struct FsCore {
     dirattrs: Option<Arc<DirAttrs>>,
     leases: Option<Arc<ReaderLeases>>,
     after_close: Option<Arc<after_close::AfterClose>>,
+    /// Blocks all write handles may be uploading while they write.
+    staging_budget: Arc<tokio::sync::Semaphore>,
 }
+
+/// Bytes of completed blocks the mount's writers may have in flight to
+/// the store at once (each writer up to 16 blocks of it).
+const STAGING_BUDGET_BYTES: u64 = 128 << 20;
 
 fn read_only() -> Error {
     Error::InvalidArgument("the mount is read-only".into())
@@ -233,11 +239,13 @@ impl FsCore {
                 after_close::DEFAULT_PENDING_LIMIT,
             ))
         });
+        let budget_blocks = (STAGING_BUDGET_BYTES / u64::from(client.block_size().max(1))).max(8);
         Ok(FsCore {
             dircache,
             dirattrs,
             leases,
             after_close,
+            staging_budget: Arc::new(tokio::sync::Semaphore::new(budget_blocks as usize)),
             client,
             reads,
             opts,
@@ -590,7 +598,13 @@ impl FsCore {
             return Ok(());
         }
         let base = (attr.generation > 0).then_some(body);
-        let mut spool = Spool::new(&self.opts.spool_dir, self.block_size(), base, false)?;
+        let mut spool = Spool::new(
+            &self.opts.spool_dir,
+            self.block_size(),
+            base,
+            false,
+            self.staging_budget.clone(),
+        )?;
         spool.truncate(size)?;
         spool.publish(&self.client, ino, SetAttr::default()).await?;
         Ok(())
@@ -831,7 +845,13 @@ impl FsCore {
             // Truncating an empty file changes nothing: no publish at close
             // (a create with O_TRUNC is the common case).
             let truncate = intent.truncate && attr.size > 0;
-            let spool = Spool::new(&self.opts.spool_dir, self.block_size(), body, truncate)?;
+            let spool = Spool::new(
+                &self.opts.spool_dir,
+                self.block_size(),
+                body,
+                truncate,
+                self.staging_budget.clone(),
+            )?;
             let w = WriteFile {
                 ino: attr.ino,
                 append: intent.append,

@@ -22,18 +22,22 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
 use nokv_client::{Attr, Body, Client, Error, Result, SetAttr};
+
+use tokio::sync::Semaphore;
 
 use super::stage::Stager;
 
 /// Base blocks fetched ahead while a publish streams the file.
 const PUBLISH_FETCH_AHEAD: usize = 8;
 
-/// Completed blocks uploaded in the background at once, per handle.
-const STAGE_IN_FLIGHT: usize = 8;
+/// Completed blocks uploaded in the background at once, per handle (as
+/// many as the mount-wide staging budget allows).
+const STAGE_IN_FLIGHT: usize = 16;
 
 pub struct Spool {
     /// Created at the first write or truncate: opening a file to only
@@ -50,6 +54,8 @@ pub struct Spool {
     /// Created at the first completed block (boxed: most handles never
     /// complete one).
     stager: Option<Box<Stager>>,
+    /// The mount's blocks-in-flight budget, shared by every stager.
+    budget: Arc<Semaphore>,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -60,7 +66,13 @@ impl Spool {
     /// A spool in `dir` over `base` (None: an empty file). `truncate`
     /// starts it empty and dirty (O_TRUNC: the truncation publishes even
     /// if nothing is written).
-    pub fn new(dir: &Path, block_size: u32, base: Option<Body>, truncate: bool) -> Result<Spool> {
+    pub fn new(
+        dir: &Path,
+        block_size: u32,
+        base: Option<Body>,
+        truncate: bool,
+        budget: Arc<Semaphore>,
+    ) -> Result<Spool> {
         let base = if truncate { None } else { base };
         let size = base.as_ref().map_or(0, |b| b.size);
         Ok(Spool {
@@ -73,6 +85,7 @@ impl Spool {
             present: Vec::new(),
             dirty: truncate,
             stager: None,
+            budget,
         })
     }
 
@@ -233,7 +246,13 @@ impl Spool {
                 .filter(|b| u64::from(b.block_size) == self.block_size)
                 .and_then(|b| b.blocks.get(block as usize).copied());
             self.stager
-                .get_or_insert_with(|| Box::new(Stager::new(client.clone(), STAGE_IN_FLIGHT)))
+                .get_or_insert_with(|| {
+                    Box::new(Stager::new(
+                        client.clone(),
+                        STAGE_IN_FLIGHT,
+                        self.budget.clone(),
+                    ))
+                })
                 .stage(index, data, unless)
                 .await;
         }

@@ -3,8 +3,10 @@
 //! [`StagedUpload`]), so closing a big file only uploads its tail.
 //!
 //! Invariants:
-//! - at most `limit` stagings are in flight; a writer that outruns the
-//!   object store waits here, so memory stays at `limit` blocks;
+//! - at most `limit` stagings of this handle are in flight, and each
+//!   holds a permit of the mount-wide `budget` until it ends; a writer
+//!   that outruns the object store waits here, so memory stays at
+//!   `limit` blocks per handle and the budget's blocks per mount;
 //! - at most one staging per block index is in flight, and none once
 //!   [`Stager::finish`] returns: the publish may then upload over any
 //!   staged key without racing a late write of the same key;
@@ -21,8 +23,11 @@
 
 use std::collections::VecDeque;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use nokv_client::{hash_in_order, BlockRef, Client, Error, Prefix, Result, StagedUpload};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 type Staging = JoinHandle<Result<BlockRef>>;
@@ -31,6 +36,7 @@ type Hashing = JoinHandle<Result<blake3::Hasher>>;
 pub struct Stager {
     client: Client,
     limit: usize,
+    budget: Arc<Semaphore>,
     staged: Option<StagedUpload>,
     in_flight: VecDeque<(u32, Staging)>,
     prefix: Option<Running>,
@@ -47,10 +53,11 @@ struct Running {
 }
 
 impl Stager {
-    pub fn new(client: Client, limit: usize) -> Stager {
+    pub fn new(client: Client, limit: usize, budget: Arc<Semaphore>) -> Stager {
         Stager {
             client,
             limit: limit.max(1),
+            budget,
             staged: None,
             in_flight: VecDeque::new(),
             prefix: Some(Running::empty()),
@@ -109,10 +116,19 @@ impl Stager {
         let Some(upload) = self.staged.as_ref().map(StagedUpload::upload) else {
             return;
         };
+        let Ok(permit) = self.budget.clone().acquire_owned().await else {
+            // Closed budget: the mount is going away; the publish
+            // uploads the block itself.
+            self.end_prefix();
+            return;
+        };
         self.extend_prefix(index, &data);
         let client = self.client.clone();
-        let task =
-            tokio::spawn(async move { client.stage_block(upload, index, data, unless).await });
+        let task = tokio::spawn(async move {
+            let staged = client.stage_block(upload, index, data, unless).await;
+            drop(permit);
+            staged
+        });
         self.in_flight.push_back((index, task));
     }
 

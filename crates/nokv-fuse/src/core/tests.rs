@@ -552,28 +552,34 @@ async fn objects_become(t: &T, want: &std::collections::BTreeSet<String>) {
 async fn completed_blocks_upload_while_writing() {
     let t = core().await;
     let (attr, fh) = t.core.create(ROOT, b"seq", owner(), true, W).await.unwrap();
-    let body = data(9 * BS as usize + 123, 5);
+    let body = data(20 * BS as usize + 123, 5);
     for (i, chunk) in body.chunks(BS as usize / 4).enumerate() {
         t.core
             .write(fh, (i * BS as usize / 4) as u64, chunk)
             .await
             .unwrap();
     }
-    // Nine blocks are complete; all but the last eight in flight have
-    // landed in the store before anything is published.
+    // Twenty blocks are complete; all but the last sixteen in flight
+    // have landed in the store before anything is published.
     let early = objects(&t).len();
-    assert!(early >= 9 - 8, "only {early} blocks uploaded while writing");
+    assert!(
+        early >= 20 - 16,
+        "only {early} blocks uploaded while writing"
+    );
     assert_eq!(t.client.getattr(attr.ino).await.unwrap().size, 0);
     t.core.release(fh).await.unwrap();
     assert_eq!(read_all(&t, attr.ino).await, body);
     let (_, published) = t.client.body_ino(attr.ino).await.unwrap();
-    assert_eq!(published.blocks.len(), 10);
+    assert_eq!(published.blocks.len(), 21);
     // The close hashed only the tail; the whole-body digest continued
     // from the blocks hashed while writing is still the file's.
     assert_eq!(published.digest, *blake3::hash(&body).as_bytes());
     // The staged blocks are the published ones: nothing extra, nothing
     // uploaded twice under another upload.
     assert_eq!(objects(&t), referenced(&t, attr.ino).await);
+    // Every staging gave its share of the mount's budget back.
+    let whole = (super::STAGING_BUDGET_BYTES / u64::from(BS)) as usize;
+    assert_eq!(t.core.staging_budget.available_permits(), whole);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,11 +632,11 @@ async fn a_removed_file_gives_its_staged_blocks_back() {
         .await
         .unwrap();
     t.core
-        .write(fh, 0, &data(10 * BS as usize, 8))
+        .write(fh, 0, &data(20 * BS as usize, 8))
         .await
         .unwrap();
-    // Ten complete blocks, at most eight stagings in flight.
-    assert!(objects(&t).len() >= 2);
+    // Twenty complete blocks, at most sixteen stagings in flight.
+    assert!(objects(&t).len() >= 4);
     t.core.unlink(ROOT, b"gone").await.unwrap();
     t.core.release(fh).await.unwrap();
     objects_become(&t, &Default::default()).await;
