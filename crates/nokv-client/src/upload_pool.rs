@@ -6,9 +6,10 @@
 //! - every id in the pool has its staging record (so a crash leaves its
 //!   objects to GC) and was begun by this client for nobody else: an id
 //!   is handed out once;
-//! - an id is handed out only while at least `FRESH_PART` of the staging
-//!   TTL is left, so a publish from the pool has the same margin as one
-//!   that began its own upload; older ids are given back;
+//! - an id is handed out only while more than `FRESH_NUM / FRESH_DEN`
+//!   (7/8) of the staging TTL is left, so a publish from the pool has
+//!   nearly the margin of one that began its own upload; older ids are
+//!   given back;
 //! - the batch grows only while uploads are taken in quick succession
 //!   (doubling up to `MAX_BATCH` when the pool runs dry within
 //!   `BURST_GAP` of the last refill) and starts again at 1 otherwise: a

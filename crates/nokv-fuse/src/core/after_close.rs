@@ -42,7 +42,6 @@ pub(crate) struct AfterClose {
 #[derive(Default)]
 struct Pending {
     by_ino: HashMap<u64, usize>,
-    total: usize,
     /// Sequence numbers of the publishes in flight.
     in_flight: std::collections::BTreeSet<u64>,
     next: u64,
@@ -68,7 +67,6 @@ impl AfterClose {
     pub(crate) fn begin(&self, ino: u64) -> Ticket {
         let mut p = self.pending.lock();
         *p.by_ino.entry(ino).or_default() += 1;
-        p.total += 1;
         let seq = p.next;
         p.next += 1;
         p.in_flight.insert(seq);
@@ -84,7 +82,6 @@ impl AfterClose {
                 if *n == 0 {
                     p.by_ino.remove(&ticket.ino);
                 }
-                p.total -= 1;
             }
             p.in_flight.remove(&ticket.seq);
         }
@@ -121,12 +118,12 @@ impl AfterClose {
     /// Waits until fewer than the limit are in flight (before a close).
     pub(crate) async fn wait_room(&self) {
         let limit = self.limit;
-        self.wait_until(|p| p.total < limit).await
+        self.wait_until(|p| p.in_flight.len() < limit).await
     }
 
     /// Waits until nothing is in flight.
     pub(crate) async fn wait_idle(&self) {
-        self.wait_until(|p| p.total == 0).await
+        self.wait_until(|p| p.in_flight.is_empty()).await
     }
 
     async fn wait_until(&self, done: impl Fn(&Pending) -> bool) {

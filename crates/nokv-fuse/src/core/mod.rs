@@ -567,11 +567,18 @@ impl FsCore {
     /// An explicit mtime outlives the unpublished writes before it: every
     /// dirty handle on `ino` publishes it unless it writes again.
     fn set_unpublished_mtime(&self, ino: u64, mtime: Timestamp) {
-        for f in self.files.lock().values() {
-            if let OpenFile::Write(w) = &**f {
-                if w.ino == ino && w.dirty.load(Ordering::Acquire) {
-                    w.mtime.store(mtime, Ordering::Relaxed);
-                }
+        self.each_writer(|w| {
+            if w.ino == ino && w.dirty.load(Ordering::Acquire) {
+                w.mtime.store(mtime, Ordering::Relaxed);
+            }
+        });
+    }
+
+    /// Runs `f` on every open write handle (under the `files` lock).
+    fn each_writer(&self, mut f: impl FnMut(&WriteFile)) {
+        for file in self.files.lock().values() {
+            if let OpenFile::Write(w) = &**file {
+                f(w);
             }
         }
     }
@@ -686,23 +693,17 @@ impl FsCore {
     /// its inode's attributes again (an unlink or rename changed a link
     /// count this mount cannot name).
     fn forget_writer_attrs(&self) {
-        for f in self.files.lock().values() {
-            if let OpenFile::Write(w) = &**f {
-                w.attr.lock().1 = None;
-            }
-        }
+        self.each_writer(|w| w.attr.lock().1 = None);
     }
 
     /// Write handles on `attr.ino` answer from `attr` from now on.
     fn refresh_writers(&self, attr: &Attr) {
         let now = std::time::Instant::now();
-        for f in self.files.lock().values() {
-            if let OpenFile::Write(w) = &**f {
-                if w.ino == attr.ino {
-                    *w.attr.lock() = (attr.clone(), Some(now));
-                }
+        self.each_writer(|w| {
+            if w.ino == attr.ino {
+                *w.attr.lock() = (attr.clone(), Some(now));
             }
-        }
+        });
     }
 
     pub async fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
