@@ -360,10 +360,23 @@ impl BlockStore {
     /// Deletes one object; a missing object counts as deleted, so GC can
     /// be re-run after a crash.
     pub async fn delete(&self, key: &str) -> Result<()> {
+        // An S3 delete goes out as a one-key DeleteObjects, whose per-key
+        // failures (Garage under load: "ServiceUnavailable ... database
+        // is locked") come back inside a 200, so `object_store` does not
+        // retry them. A delete is idempotent: try again a few times.
+        const DELETE_ATTEMPTS: u32 = 4;
         let path = self.checked_path(key)?;
-        match self.inner.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_error(&format!("deleting {key}"), &e)),
+        let mut attempt = 1;
+        loop {
+            match self.inner.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+                Err(e) if attempt < DELETE_ATTEMPTS => {
+                    tracing::debug!(attempt, "deleting {key} failed, trying again: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(store_error(&format!("deleting {key}"), &e)),
+            }
         }
     }
 
@@ -436,5 +449,110 @@ mod payload_signing {
         assert!(!signs_payload(Some("HTTPS://minio:9000")));
         // AWS itself (no endpoint) is always HTTPS.
         assert!(!signs_payload(None));
+    }
+}
+
+#[cfg(test)]
+mod delete_retries {
+    //! Error path only: a store whose first deletes fail the way a bulk
+    //! delete reports a busy key (inside a 200, not retried below us).
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::stream::{BoxStream, StreamExt};
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutOptions, PutResult,
+    };
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct BusyDeletes {
+        inner: InMemory,
+        failures_left: AtomicUsize,
+    }
+
+    impl std::fmt::Display for BusyDeletes {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "BusyDeletes")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for BusyDeletes {
+        async fn put_opts(
+            &self,
+            p: &Path,
+            payload: PutPayload,
+            o: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(p, payload, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            p: &Path,
+            o: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(p, o).await
+        }
+        async fn get_opts(&self, p: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(p, o).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            let busy = self
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if busy {
+                return futures::stream::once(async {
+                    Err(object_store::Error::Generic {
+                        store: "S3",
+                        source: "DeleteObjects request failed: ServiceUnavailable".into(),
+                    })
+                })
+                .boxed();
+            }
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, p: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(p)
+        }
+        async fn list_with_delimiter(&self, p: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(p).await
+        }
+        async fn copy_opts(&self, a: &Path, b: &Path, o: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(a, b, o).await
+        }
+    }
+
+    fn store(failures: usize) -> BlockStore {
+        BlockStore::from_parts(
+            Arc::new(BusyDeletes {
+                inner: InMemory::new(),
+                failures_left: AtomicUsize::new(failures),
+            }),
+            BlockStoreOptions::default(),
+            "busy".into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_busy_delete_is_tried_again_and_a_lasting_failure_is_an_error() {
+        let s = store(3);
+        s.inner
+            .store
+            .put(&Path::from("blocks/x"), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+        s.delete("blocks/x").await.unwrap();
+        assert!(s.list_keys("blocks/").await.unwrap().is_empty());
+
+        let s = store(usize::MAX);
+        let e = s.delete("blocks/y").await.unwrap_err();
+        assert!(e.to_string().contains("deleting blocks/y"), "{e}");
     }
 }
